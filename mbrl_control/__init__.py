@@ -1,0 +1,17 @@
+"""mbrl_control: model-based reinforcement learning for low-cost robot arms.
+
+Importing the package registers the gymnasium environment ``mbrl_control/ArmReach-v0``.
+The core (arm, data, models, planning, policies, loops) never imports rclpy; the ROS 2
+nodes in :mod:`mbrl_control.nodes` are thin adapters over it.
+"""
+
+import gymnasium as gym
+
+__version__ = "0.1.0"
+
+ENV_ID = "mbrl_control/ArmReach-v0"
+
+if ENV_ID not in gym.registry:
+    gym.register(id=ENV_ID, entry_point="mbrl_control.arm.env:ArmReach")
+
+__all__ = ["ENV_ID", "__version__"]

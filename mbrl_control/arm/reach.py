@@ -1,0 +1,65 @@
+"""The reaching task: observation layout, reward, and its settings.
+
+Observation ``obs`` [16] for the 5-joint arm (``n`` arm joints in general)::
+
+    obs[0:n]         joint positions q (rad), as measured (encoder noise included)
+    obs[n:2n]        joint velocities q̇ (rad/s), as measured
+    obs[2n:2n+3]     end-effector position p_ee (m), base frame
+    obs[2n+3:2n+6]   target position p_target (m), base frame
+
+Reward on a transition ``(obs, act, next_obs)``::
+
+    r = -‖p_ee' - p_target'‖ - c · ‖clip(act, -1, 1)‖²
+
+where primes are read from ``next_obs``. :func:`reach_reward` is written once for numpy
+arrays and torch tensors alike (batched over any leading dims, differentiable in torch),
+so the environment and the planners compute the very same number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeVar
+
+from mbrl_control.config import Config, param
+
+Array = TypeVar("Array")  # numpy.ndarray or torch.Tensor
+
+EE = slice(-6, -3)
+TARGET = slice(-3, None)
+_EPS = 1e-12  # keeps the gradient of the distance finite at zero distance
+
+
+@dataclass(frozen=True)
+class ReachConfig(Config):
+    """Settings of the reaching task."""
+
+    episode_length: int = param(100, "Control ticks per episode (100 = 5 s at 20 Hz).", low=1, high=100_000)
+    max_joint_step: float = param(0.1, "Joint target change per tick for an action of ±1 (rad).", low=0.0, low_exclusive=True, high=1.0)
+    action_cost: float = param(0.01, "Weight c of the action penalty c·‖a‖².", low=0.0, high=10.0)
+    success_distance: float = param(0.02, "End-effector to target distance counted as success (m).", low=0.0, low_exclusive=True, high=1.0)
+    target_min_height: float = param(0.03, "Lowest target height above the table (m).", low=0.0, high=1.0)
+    target_min_radius: float = param(0.1, "Least horizontal distance of a target from the base axis (m).", low=0.0, high=1.0)
+    initial_pose_noise: float = param(0.1, "Half-width of the uniform noise on the initial joint positions (rad).", low=0.0, high=1.0)
+
+
+def distance(obs: Array) -> Array:
+    """End-effector to target distance (m), shape [...] for ``obs`` [..., obs_dim]."""
+    delta = obs[..., EE] - obs[..., TARGET]
+    return ((delta * delta).sum(-1) + _EPS) ** 0.5
+
+
+def reach_reward(obs: Array, act: Array, next_obs: Array, action_cost: float = 0.01) -> Array:
+    """Batched reward of the reaching task.
+
+    Args:
+        obs: [..., obs_dim] observation before the action (unused; part of the protocol).
+        act: [..., act_dim] action in [-1, 1] (clipped like the environment does).
+        next_obs: [..., obs_dim] observation after the action.
+        action_cost: c in ``-c·‖a‖²``.
+
+    Returns:
+        reward [...], a numpy array or a torch tensor like the inputs.
+    """
+    act = act.clip(-1.0, 1.0)
+    return -distance(next_obs) - action_cost * (act * act).sum(-1)

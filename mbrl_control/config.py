@@ -1,0 +1,145 @@
+"""Config dataclasses: the one place a component's parameters, defaults, ranges and
+descriptions are defined.
+
+A component declares its settings as a frozen dataclass deriving from :class:`Config`,
+each field made with :func:`param`. Construction validates every field, so an invalid
+value never reaches the component; the error names the field, the value and the rule.
+ROS nodes declare their parameters from the same fields (descriptions and ranges
+included), and ``config/*.yaml`` only overrides values.
+
+Example::
+
+    @dataclass(frozen=True)
+    class PlannerConfig(Config):
+        horizon: int = param(15, "Planning horizon in control steps.", low=1, high=200)
+
+    PlannerConfig(horizon=0)   # ConfigError: PlannerConfig.horizon = 0: must be >= 1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Sequence, TypeVar
+
+C = TypeVar("C", bound="Config")
+
+
+class ConfigError(ValueError):
+    """A configuration value was refused; the message names the field and the reason."""
+
+
+def param(
+    default: Any,
+    description: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_exclusive: bool = False,
+    choices: Sequence[Any] | None = None,
+    read_only: bool = False,
+) -> Any:
+    """A config field with its description and the values it accepts.
+
+    Args:
+        default: default value; its type is the field's type (an int default makes an
+            integer field, a float default accepts ints too).
+        description: one sentence for users, shown in ROS parameter descriptors.
+        low, high: inclusive numeric bounds (``low_exclusive`` makes ``low`` strict).
+        choices: the allowed values, for string fields.
+        read_only: may not change while a node runs (ROS read-only parameter).
+    """
+    return dataclasses.field(
+        default=default,
+        metadata={
+            "description": description,
+            "low": low,
+            "high": high,
+            "low_exclusive": low_exclusive,
+            "choices": tuple(choices) if choices is not None else None,
+            "read_only": read_only,
+        },
+    )
+
+
+def _check_field(owner: str, field: dataclasses.Field, value: Any) -> Any:
+    """Return ``value`` coerced to the field's type, or raise ConfigError with the reason."""
+    meta = field.metadata
+    name = f"{owner}.{field.name}"
+    kind = type(field.default)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} = {value!r}: must be true or false")
+    elif kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name} = {value!r}: must be an integer")
+    elif kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name} = {value!r}: must be a number")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} = {value!r}: must be finite")
+    elif kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} = {value!r}: must be a string")
+    if meta.get("choices") is not None and value not in meta["choices"]:
+        raise ConfigError(f"{name} = {value!r}: must be one of {', '.join(map(repr, meta['choices']))}")
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None:
+        if meta.get("low_exclusive") and not value > low:
+            raise ConfigError(f"{name} = {value!r}: must be > {low}")
+        if not value >= low:
+            raise ConfigError(f"{name} = {value!r}: must be >= {low}")
+    if high is not None and not value <= high:
+        raise ConfigError(f"{name} = {value!r}: must be <= {high}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Base of all config dataclasses: validates each field, then :meth:`check`."""
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        for field in dataclasses.fields(self):
+            value = _check_field(owner, field, getattr(self, field.name))
+            object.__setattr__(self, field.name, value)
+        self.check()
+
+    def check(self) -> None:
+        """Cross-field rules; subclasses raise ConfigError naming the fields involved."""
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def replace(self: C, **overrides: Any) -> C:
+        """A validated copy with ``overrides`` applied; unknown names are refused."""
+        unknown = sorted(set(overrides) - set(self.field_names()))
+        if unknown:
+            raise ConfigError(
+                f"{type(self).__name__}: unknown setting(s) {', '.join(unknown)}; "
+                f"known: {', '.join(self.field_names())}"
+            )
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def split_overrides(overrides: dict[str, Any], *configs: type[Config]) -> list[dict[str, Any]]:
+    """Route flat ``overrides`` to the config class that owns each name.
+
+    Returns one dict per config class, in order. A name no class owns is refused with
+    the list of known names.
+    """
+    routed: list[dict[str, Any]] = [{} for _ in configs]
+    for key, value in overrides.items():
+        for i, cls in enumerate(configs):
+            if key in cls.field_names():
+                routed[i][key] = value
+                break
+        else:
+            known = sorted(name for cls in configs for name in cls.field_names())
+            raise ConfigError(f"unknown setting {key!r}; known: {', '.join(known)}")
+    return routed

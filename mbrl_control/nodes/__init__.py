@@ -1,0 +1,4 @@
+"""ROS 2 adapters over the core: message conversion, parameter binding, nodes.
+
+Only this package imports ROS message types and rclpy.
+"""

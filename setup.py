@@ -1,0 +1,36 @@
+"""ament_python package: ``colcon build`` on a ROS 2 install, or ``pip install -e .``.
+
+Python dependencies live in requirements.txt (pinned) and package.xml (rosdep keys);
+install_requires stays minimal as ROS 2 packages expect.
+"""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "mbrl_control"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*", "benchmarks"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/urdf", glob("urdf/*.urdf")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="mbrl_control maintainers",
+    maintainer_email="maintainers@mbrl-control.dev",
+    description="Model-based reinforcement learning for low-cost robot arms with ROS 2.",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    entry_points={
+        "console_scripts": [
+            "mbrl-control = mbrl_control.cli:main",
+        ],
+    },
+)
