@@ -95,7 +95,8 @@ class ArmSim:
         self._target = self.model.body(TARGET_BODY).mocapid[0]
         self.control_dt = config.substeps * self.model.opt.timestep
         self._max_slew = self.description.velocity * self.model.opt.timestep  # rad per physics step
-        self._setpoint = np.zeros(self.n_joints)
+        self._setpoint = np.zeros(self.n_joints)  # where each servo's profile is now
+        self._slew = np.zeros(self.n_joints)  # scratch buffer of step()
         self.rng = np.random.default_rng()
         self._pending: deque[np.ndarray] = deque()
         self.reset(np.zeros(self.n_joints), self.target)
@@ -146,7 +147,7 @@ class ArmSim:
         self.data.qpos[self._qpos] = q
         self.data.qpos[self._gripper_qpos] = self.config.gripper_opening
         self.data.ctrl[self._ctrl] = q
-        self._setpoint = q.copy()
+        self._setpoint[:] = q
         self.data.ctrl[self._gripper_ctrl] = self.config.gripper_opening
         self.target = target
         mujoco.mj_forward(self.model, self.data)
@@ -168,14 +169,18 @@ class ArmSim:
         if self.config.action_latency:
             self._pending.append(command)
             command = self._pending.popleft()
-        deadband = self.config.servo_deadband
+        # Servo torque kp·dead(e) - kv·q̇ with e = setpoint - q and dead(e) = e - clip(e, ±deadband)
+        # is MuJoCo's position actuator (kp·(ctrl - q) - kv·q̇) with ctrl = setpoint - clip(e, ±deadband).
+        # Clipping by np.maximum/np.minimum in place: np.clip's wrapper costs as much as a physics step.
+        deadband, max_slew = self.config.servo_deadband, self._max_slew
+        setpoint, slew, qpos, ctrl = self._setpoint, self._slew, self.data.qpos, self.data.ctrl
         for _ in range(self.config.substeps):
-            self._setpoint += np.clip(command - self._setpoint, -self._max_slew, self._max_slew)
-            # Servo torque kp·dead(e) - kv·q̇ with e = setpoint - q and
-            # dead(e) = e - clip(e, ±deadband): MuJoCo's position actuator
-            # (kp·(ctrl - q) - kv·q̇) with its control moved to q + dead(e).
-            error = self._setpoint - self.data.qpos[self._qpos]
-            self.data.ctrl[self._ctrl] = self._setpoint - np.clip(error, -deadband, deadband)
+            np.subtract(command, setpoint, out=slew)
+            np.minimum(np.maximum(slew, -max_slew, out=slew), max_slew, out=slew)
+            setpoint += slew
+            error = setpoint - qpos[self._qpos]
+            np.minimum(np.maximum(error, -deadband, out=error), deadband, out=error)
+            ctrl[self._ctrl] = setpoint - error
             mujoco.mj_step(self.model, self.data)
 
     # -- kinematics of hypothetical poses ----------------------------------------------
