@@ -137,6 +137,8 @@ def test_settings_reach_the_simulator_and_bad_ones_are_refused():
 
 
 def test_bad_actions_are_refused(env):
+    with pytest.raises(gym.error.ResetNeeded):
+        ArmReach().step(np.zeros(5))
     env.reset(seed=0)
     with pytest.raises(ValueError, match="finite"):
         env.step(np.array([0.0, np.nan, 0.0, 0.0, 0.0]))

@@ -76,6 +76,7 @@ class ArmReach(gym.Env):
 
         self._command = np.zeros(n)
         self._steps = 0
+        self._last_obs: np.ndarray | None = None
         self._renderer = None
 
     # -- gymnasium API -------------------------------------------------------------------
@@ -91,6 +92,8 @@ class ArmReach(gym.Env):
         return obs, self._info()
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if self._last_obs is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
         action = np.asarray(action, dtype=np.float64)
         if action.shape != self.action_space.shape or not np.all(np.isfinite(action)):
             raise ValueError(f"action must be {self.action_space.shape} and finite, got {action!r}")
