@@ -1,0 +1,64 @@
+"""Crash-safe files: write to a temporary file beside the target, then rename.
+
+A reader never sees a half-written file, and a crash mid-write leaves the previous file
+in place. Readers get one error naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+
+class CheckpointError(ValueError):
+    """A file could not be read as what it claims to be; the message names the file."""
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` to produce the file at a temporary path, fsync it, and rename
+    it onto ``path``. On any error the temporary file is removed and ``path`` is
+    untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_torch(payload: dict[str, Any], path: str | Path) -> Path:
+    """Atomically ``torch.save`` a dict of tensors and plain values."""
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_torch(path: str | Path, kind: str) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_torch` whose ``kind`` starts with ``kind``.
+
+    Only tensors and plain Python values are unpickled (``weights_only=True``).
+
+    Raises:
+        CheckpointError: missing, truncated or corrupt file, or not a ``kind`` checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(f"{path}: unreadable checkpoint (truncated or corrupt?): {err}") from None
+    if not isinstance(payload, dict) or not str(payload.get("kind", "")).startswith(kind):
+        found = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"{path}: not a {kind} checkpoint (found {found!r})")
+    return payload

@@ -1,0 +1,149 @@
+"""A dataset of transitions ``(obs, act, next_obs)`` with episode ids and time stamps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mbrl_control.checkpoint import CheckpointError, atomic_write
+
+FIELDS = ("obs", "act", "next_obs", "episode", "time")
+FORMAT = "mbrl_control.transitions/1"
+
+
+class TransitionDataset:
+    """Transitions of a system, appended as they are collected.
+
+    Arrays (N transitions):
+        obs [N, obs_dim], act [N, act_dim], next_obs [N, obs_dim]: float64
+        episode [N]: int64 episode id; time [N]: float64 time stamp (s) of ``obs``
+
+    Every append is checked: shapes must agree with the dataset's dims and values must
+    be finite, so a bad row never reaches a model.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int) -> None:
+        if obs_dim < 1 or act_dim < 1:
+            raise ValueError(f"obs_dim and act_dim must be positive, got {obs_dim} and {act_dim}")
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.obs = np.zeros((0, obs_dim))
+        self.act = np.zeros((0, act_dim))
+        self.next_obs = np.zeros((0, obs_dim))
+        self.episode = np.zeros(0, dtype=np.int64)
+        self.time = np.zeros(0)
+
+    def __len__(self) -> int:
+        return len(self.obs)
+
+    def __repr__(self) -> str:
+        return (f"TransitionDataset({len(self)} transitions, {len(self.episodes)} episodes, "
+                f"obs_dim={self.obs_dim}, act_dim={self.act_dim})")
+
+    @property
+    def episodes(self) -> np.ndarray:
+        """The distinct episode ids, sorted."""
+        return np.unique(self.episode)
+
+    def append(
+        self,
+        obs: np.ndarray,
+        act: np.ndarray,
+        next_obs: np.ndarray,
+        episode: int | np.ndarray,
+        time: float | np.ndarray | None = None,
+    ) -> None:
+        """Append one transition (1-D arrays) or a batch ([B, ·] arrays).
+
+        ``time`` defaults to the position within the episode, counting from 0.
+
+        Raises:
+            ValueError: shapes disagree with the dataset or each other, or a value is
+                NaN/inf (the message gives the array and the offending rows).
+        """
+        obs, act, next_obs = (np.atleast_2d(np.asarray(a, dtype=np.float64)) for a in (obs, act, next_obs))
+        rows = len(obs)
+        for name, array, dim in (("obs", obs, self.obs_dim), ("act", act, self.act_dim), ("next_obs", next_obs, self.obs_dim)):
+            if array.ndim != 2 or array.shape != (rows, dim):
+                raise ValueError(f"{name} must have shape [{rows}, {dim}], got {list(array.shape)}")
+        episode = np.broadcast_to(np.asarray(episode, dtype=np.int64), (rows,))
+        if time is None:
+            start = int(np.sum(self.episode == episode[0])) if rows else 0
+            time = np.arange(start, start + rows, dtype=np.float64)
+        time = np.broadcast_to(np.asarray(time, dtype=np.float64), (rows,))
+        for name, array in (("obs", obs), ("act", act), ("next_obs", next_obs), ("time", time[:, None])):
+            bad = np.flatnonzero(~np.all(np.isfinite(array), axis=1))
+            if len(bad):
+                raise ValueError(f"{name} has NaN/inf in row(s) {bad[:10].tolist()} of this append; nothing was added")
+        self.obs = np.concatenate([self.obs, obs])
+        self.act = np.concatenate([self.act, act])
+        self.next_obs = np.concatenate([self.next_obs, next_obs])
+        self.episode = np.concatenate([self.episode, episode])
+        self.time = np.concatenate([self.time, time])
+
+    def subset(self, index: np.ndarray) -> "TransitionDataset":
+        """The transitions at ``index`` (an index or boolean mask array)."""
+        part = TransitionDataset(self.obs_dim, self.act_dim)
+        for name in FIELDS:
+            setattr(part, name, getattr(self, name)[index])
+        return part
+
+    def split(self, val_fraction: float, rng: np.random.Generator) -> tuple["TransitionDataset", "TransitionDataset"]:
+        """Random train/validation split by episode (no episode on both sides).
+
+        With a single episode there is nothing to split by, so its last ``val_fraction``
+        of steps (in time) is the validation part. ``val_fraction = 0`` gives an empty
+        validation set.
+
+        Raises:
+            ValueError: the dataset is empty, or ``val_fraction`` is outside [0, 1).
+        """
+        if len(self) == 0:
+            raise ValueError("the dataset is empty: collect transitions before fitting")
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction = {val_fraction}: must be in [0, 1)")
+        episodes = self.episodes
+        if val_fraction == 0.0:
+            val_mask = np.zeros(len(self), dtype=bool)
+        elif len(episodes) == 1:
+            val_mask = self.time >= np.quantile(self.time, 1.0 - val_fraction)
+        else:
+            n_val = min(max(1, round(val_fraction * len(episodes))), len(episodes) - 1)
+            val_mask = np.isin(self.episode, rng.choice(episodes, size=n_val, replace=False))
+        return self.subset(~val_mask), self.subset(val_mask)
+
+    def save(self, path: str | Path) -> Path:
+        """Write an ``.npz`` atomically (write then rename)."""
+        arrays = {name: getattr(self, name) for name in FIELDS}
+        meta = np.array([FORMAT, str(self.obs_dim), str(self.act_dim)])
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, format=meta, **arrays)
+
+        return atomic_write(path, write)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TransitionDataset":
+        """Read a file written by :meth:`save`.
+
+        Raises:
+            CheckpointError: missing, truncated or foreign file, or inconsistent arrays.
+        """
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                meta = npz["format"]
+                if str(meta[0]) != FORMAT:
+                    raise CheckpointError(f"{path}: not a transition dataset (format {meta[0]!r})")
+                dataset = cls(int(meta[1]), int(meta[2]))
+                arrays = {name: npz[name] for name in FIELDS}
+        except CheckpointError:
+            raise
+        except Exception as err:
+            raise CheckpointError(f"{path}: unreadable transition dataset (truncated or corrupt?): {err}") from None
+        try:
+            dataset.append(arrays["obs"], arrays["act"], arrays["next_obs"], arrays["episode"], arrays["time"])
+        except ValueError as err:
+            raise CheckpointError(f"{path}: inconsistent transition dataset: {err}") from None
+        return dataset

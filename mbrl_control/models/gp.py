@@ -1,0 +1,208 @@
+"""Gaussian-process dynamics: one independent GP per output dimension, as a gpytorch
+batch GP (batch shape [obs_dim]) over the shared inputs ``[s, a]``.
+
+Each GP has a constant mean and a scaled ARD kernel (RBF or Matérn-5/2) plus Gaussian
+noise. Up to ``exact_limit`` training points the posterior is exact: hyperparameters
+maximise the exact marginal likelihood (on a random subset of ``hyper_points`` rows, which
+keeps it fast), then the posterior conditions on all the data and predicts with gpytorch's
+fast predictive variances (LOVE). Above ``exact_limit`` it is a sparse variational GP
+(``inducing_points`` learned inducing inputs, ELBO on minibatches), so fitting and
+predicting take bounded time.
+
+Uncertainty: epistemic = posterior variance of the latent function, aleatoric = the
+learned noise variance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import gpytorch
+import torch
+
+from mbrl_control.config import Config, param
+from mbrl_control.models.base import DynamicsModel, FitReport
+
+PREDICT_CHUNK = 1024  # rows per batch of kernel evaluations at prediction time
+
+
+@dataclass(frozen=True)
+class GPConfig(Config):
+    """Settings of the Gaussian-process dynamics model."""
+
+    kernel: str = param("rbf", "Covariance function, with one lengthscale per input (ARD).", choices=("rbf", "matern52"))
+    exact_limit: int = param(2000, "Largest training set for the exact GP; above it, a sparse variational GP.", low=0, high=20_000)
+    hyper_points: int = param(500, "Rows (random subset) whose marginal likelihood sets the exact GP's hyperparameters.", low=10, high=20_000)
+    iterations: int = param(60, "Adam steps on the exact marginal likelihood.", low=1, high=10_000)
+    learning_rate: float = param(0.1, "Adam learning rate for hyperparameters.", low=0.0, low_exclusive=True, high=10.0)
+    inducing_points: int = param(256, "Inducing inputs of the sparse GP.", low=4, high=10_000)
+    sparse_steps: int = param(1500, "Minibatch steps on the sparse GP's ELBO (bounds its fit time).", low=1, high=1_000_000)
+    sparse_batch_size: int = param(1024, "Minibatch size of the sparse GP's ELBO.", low=16, high=100_000)
+    min_noise: float = param(1e-4, "Smallest noise variance (normalised units).", low=0.0, low_exclusive=True, high=1.0)
+    val_fraction: float = param(0.0, "Fraction of episodes held out (GPs need no early stopping).", low=0.0, high=0.9)
+    seed: int = param(0, "Seed of subset choice, inducing-point initialisation and minibatch order.", low=0)
+
+
+def _kernel(cfg: GPConfig, in_dim: int, out_dim: int) -> gpytorch.kernels.Kernel:
+    batch = torch.Size([out_dim])
+    if cfg.kernel == "rbf":
+        base = gpytorch.kernels.RBFKernel(ard_num_dims=in_dim, batch_shape=batch)
+    else:
+        base = gpytorch.kernels.MaternKernel(nu=2.5, ard_num_dims=in_dim, batch_shape=batch)
+    return gpytorch.kernels.ScaleKernel(base, batch_shape=batch)
+
+
+class BatchExactGP(gpytorch.models.ExactGP):
+    """``out_dim`` exact GPs on shared inputs ``x [N, in]``, targets ``y [out_dim, N]``."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, likelihood: gpytorch.likelihoods.Likelihood, cfg: GPConfig) -> None:
+        super().__init__(x, y, likelihood)
+        self.mean_module = gpytorch.means.ConstantMean(batch_shape=torch.Size([y.shape[0]]))
+        self.covar_module = _kernel(cfg, x.shape[1], y.shape[0])
+
+    def forward(self, x: torch.Tensor) -> gpytorch.distributions.MultivariateNormal:
+        return gpytorch.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
+
+
+class BatchSparseGP(gpytorch.models.ApproximateGP):
+    """``out_dim`` sparse variational GPs, each with its own inducing inputs ``[out_dim, M, in]``."""
+
+    def __init__(self, inducing: torch.Tensor, cfg: GPConfig) -> None:
+        out_dim, m, in_dim = inducing.shape
+        distribution = gpytorch.variational.CholeskyVariationalDistribution(m, batch_shape=torch.Size([out_dim]))
+        strategy = gpytorch.variational.VariationalStrategy(self, inducing, distribution, learn_inducing_locations=True)
+        super().__init__(strategy)
+        self.mean_module = gpytorch.means.ConstantMean(batch_shape=torch.Size([out_dim]))
+        self.covar_module = _kernel(cfg, in_dim, out_dim)
+
+    def forward(self, x: torch.Tensor) -> gpytorch.distributions.MultivariateNormal:
+        return gpytorch.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
+
+
+class GPModel(DynamicsModel):
+    """Gaussian-process dynamics model (exact, or sparse variational above ``exact_limit``)."""
+
+    name = "gp"
+    Config = GPConfig
+
+    def __init__(self, obs_dim: int, act_dim: int, config: GPConfig | None = None, **overrides: Any) -> None:
+        super().__init__(obs_dim, act_dim, config, **overrides)
+        self.gp: BatchExactGP | BatchSparseGP | None = None
+        self.likelihood: gpytorch.likelihoods.GaussianLikelihood | None = None
+
+    @property
+    def sparse(self) -> bool:
+        """Whether the fitted model is the sparse variational GP."""
+        return isinstance(self.gp, BatchSparseGP)
+
+    def _new_likelihood(self) -> gpytorch.likelihoods.GaussianLikelihood:
+        return gpytorch.likelihoods.GaussianLikelihood(
+            batch_shape=torch.Size([self.obs_dim]),
+            noise_constraint=gpytorch.constraints.GreaterThan(self.config.min_noise),
+        )
+
+    def _fit(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> FitReport:
+        generator = torch.Generator().manual_seed(self.config.seed)
+        self.likelihood = self._new_likelihood()
+        if len(x) <= self.config.exact_limit:
+            report = self._fit_exact(x, y.T.contiguous(), generator)
+        else:
+            report = self._fit_sparse(x, y.T.contiguous(), generator)
+        if len(x_val):
+            with torch.no_grad():
+                mean, aleatoric, epistemic = self._predict(x_val)
+                var = aleatoric + epistemic
+                nll = 0.5 * ((y_val - mean) ** 2 / var + var.log() + math.log(2 * math.pi)).mean()
+            report.val_loss.append(nll.item())
+        return report
+
+    def _fit_exact(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> FitReport:
+        cfg = self.config
+        subset = torch.randperm(len(x), generator=generator)[: cfg.hyper_points]
+        self.gp = BatchExactGP(x[subset], y[:, subset], self.likelihood, cfg)
+        report = FitReport(notes=f"exact GP, hyperparameters on {len(subset)} of {len(x)} rows")
+        mll = gpytorch.mlls.ExactMarginalLogLikelihood(self.likelihood, self.gp)
+        optimizer = torch.optim.Adam(self.gp.parameters(), lr=cfg.learning_rate)  # includes the likelihood's
+        self.gp.train()
+        self.likelihood.train()
+        for _ in range(cfg.iterations):
+            optimizer.zero_grad(set_to_none=True)
+            loss = -mll(self.gp(x[subset]), y[:, subset]).mean()
+            loss.backward()
+            optimizer.step()
+            report.train_loss.append(loss.item())
+        report.epochs = cfg.iterations
+        self.gp.set_train_data(x, y, strict=False)
+        self._eval()
+        return report
+
+    def _fit_sparse(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> FitReport:
+        cfg = self.config
+        m = min(cfg.inducing_points, len(x))
+        starts = torch.stack([x[torch.randperm(len(x), generator=generator)[:m]] for _ in range(self.obs_dim)])
+        self.gp = BatchSparseGP(starts.clone(), cfg)
+        report = FitReport(notes=f"sparse variational GP, {m} inducing points, {len(x)} rows")
+        elbo = gpytorch.mlls.VariationalELBO(self.likelihood, self.gp, num_data=len(x))
+        optimizer = torch.optim.Adam([*self.gp.parameters(), *self.likelihood.parameters()], lr=0.01)
+        self.gp.train()
+        self.likelihood.train()
+        b = min(cfg.sparse_batch_size, len(x))
+        steps_per_pass = math.ceil(len(x) / b)
+        for step in range(cfg.sparse_steps):
+            if step % steps_per_pass == 0:
+                order = torch.randperm(len(x), generator=generator)
+            batch = order[(step % steps_per_pass) * b :][:b]
+            optimizer.zero_grad(set_to_none=True)
+            loss = -elbo(self.gp(x[batch]), y[:, batch]).mean()
+            loss.backward()
+            optimizer.step()
+            report.train_loss.append(loss.item())
+        report.epochs = math.ceil(cfg.sparse_steps / steps_per_pass)
+        self._eval()
+        return report
+
+    def _eval(self) -> None:
+        """Evaluation mode, with the prediction caches built now rather than at the first call."""
+        self.gp.eval()
+        self.likelihood.eval()
+        with torch.no_grad():
+            self._predict(torch.zeros(1, self.obs_dim + self.act_dim))
+
+    def _predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        means, variances = [], []
+        with gpytorch.settings.fast_pred_var():
+            for chunk in x.split(PREDICT_CHUNK):
+                f = self.gp(chunk)  # latent function, batch [obs_dim, b]
+                means.append(f.mean.T)
+                variances.append(f.variance.T)
+        mean, epistemic = torch.cat(means), torch.cat(variances).clamp_min(0.0)
+        aleatoric = self.likelihood.noise.reshape(1, -1).expand_as(mean)
+        return mean, aleatoric, epistemic
+
+    def _sample(self, x: torch.Tensor, members: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
+        mean, aleatoric, epistemic = self._predict(x)
+        return mean + (aleatoric + epistemic).sqrt() * torch.randn(mean.shape, generator=generator)
+
+    def _state(self) -> dict[str, Any]:
+        state = {
+            "sparse": self.sparse,
+            "gp": self.gp.state_dict(),
+            "likelihood": self.likelihood.state_dict(),
+        }
+        if self.sparse:
+            state["inducing_shape"] = list(self.gp.variational_strategy.inducing_points.shape)
+        else:
+            state["train_x"], state["train_y"] = self.gp.train_inputs[0], self.gp.train_targets
+        return state
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.likelihood = self._new_likelihood()
+        if state["sparse"]:
+            self.gp = BatchSparseGP(torch.zeros(state["inducing_shape"]), self.config)
+        else:
+            self.gp = BatchExactGP(state["train_x"], state["train_y"], self.likelihood, self.config)
+        self.gp.load_state_dict(state["gp"])
+        self.likelihood.load_state_dict(state["likelihood"])
+        self._eval()

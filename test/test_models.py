@@ -1,0 +1,180 @@
+"""Dynamics models: they learn, know where they have no data, and survive checkpoints."""
+
+import numpy as np
+import pytest
+import torch
+
+from mbrl_control.checkpoint import CheckpointError
+from mbrl_control.config import ConfigError
+from mbrl_control.data import TransitionDataset
+from mbrl_control.models import EnsembleModel, GPModel, load_model, make_model
+
+NOISE = 0.05
+SMALL = {"hidden": 64, "layers": 2, "members": 3}
+
+MODELS = {
+    "pe": ("pe", SMALL),
+    "mlp": ("mlp", {"hidden": 64, "layers": 2}),
+    "gp": ("gp", {}),
+    "sparse_gp": ("gp", {"exact_limit": 0, "inducing_points": 32, "sparse_steps": 300}),
+}
+
+
+def system(n: int, seed: int, low: float = -2.0, high: float = 2.0) -> TransitionDataset:
+    """s' = s + sin(3s) + a/2 + noise: a noisy 1-D nonlinear system, episodes of 20 steps."""
+    rng = np.random.default_rng(seed)
+    s = rng.uniform(low, high, size=(n, 1))
+    a = rng.uniform(-1, 1, size=(n, 1))
+    data = TransitionDataset(obs_dim=1, act_dim=1)
+    data.append(s, a, s + np.sin(3 * s) + 0.5 * a + NOISE * rng.standard_normal((n, 1)), episode=np.arange(n) // 20)
+    return data
+
+
+def held_out_mse(model, data: TransitionDataset) -> float:
+    with torch.no_grad():
+        mean = model.predict(torch.as_tensor(data.obs), torch.as_tensor(data.act)).mean
+    return float(((mean.double().numpy() - data.next_obs) ** 2).mean())
+
+
+@pytest.fixture(scope="module")
+def test_data():
+    return system(400, seed=99)
+
+
+@pytest.mark.parametrize(
+    "key, sizes",
+    [("pe", (100, 1000)), ("mlp", (100, 1000)), ("gp", (20, 200)), ("sparse_gp", (100, 1000))],
+)
+def test_held_out_error_falls_with_data(key, sizes, test_data):
+    name, overrides = MODELS[key]
+    errors = []
+    for n in sizes:
+        model = make_model(name, 1, 1, **overrides)
+        report = model.fit(system(n, seed=1))
+        assert report.epochs > 0 and len(report.train_loss) > 0 and report.train_size > 0
+        errors.append(held_out_mse(model, test_data))
+    assert errors[1] < 0.5 * errors[0], errors
+    assert errors[1] < 10 * NOISE**2, errors  # near the noise floor (0.0025), far below Var[sin 3s] ≈ 0.5
+
+
+@pytest.mark.parametrize("key", ["pe", "gp"])
+def test_epistemic_variance_grows_away_from_the_data(key):
+    name, overrides = MODELS[key]
+    model = make_model(name, 1, 1, **overrides)
+    model.fit(system(400, seed=2, low=-1.0, high=1.0))
+    with torch.no_grad():
+        near = model.predict(torch.linspace(-0.9, 0.9, 50)[:, None], torch.zeros(50, 1))
+        far = model.predict(torch.linspace(2.5, 3.5, 50)[:, None], torch.zeros(50, 1))
+    assert far.epistemic.mean() > 5 * near.epistemic.mean()
+    torch.testing.assert_close(near.var, near.aleatoric + near.epistemic)
+    # on the data the aleatoric part is the system's noise, to within a factor of three
+    assert NOISE**2 / 3 < near.aleatoric.mean().item() < 3 * NOISE**2
+
+
+def test_vectorised_ensemble_equals_members_one_by_one():
+    model = EnsembleModel(4, 2, members=5, hidden=16, layers=3, probabilistic=True)
+    net = model.network
+    x = torch.randn(7, 6)
+    mean, logvar = net(x.expand(5, 7, 6))
+    for e in range(5):
+        h = x
+        for layer in net.hidden:
+            h = net.activation(h @ layer.weight[e] + layer.bias[e, 0])
+        out = h @ net.head.weight[e] + net.head.bias[e, 0]
+        mean_e, raw_logvar_e = out.chunk(2, dim=-1)
+        logvar_e = net.max_logvar[0] - torch.nn.functional.softplus(net.max_logvar[0] - raw_logvar_e)
+        logvar_e = net.min_logvar[0] + torch.nn.functional.softplus(logvar_e - net.min_logvar[0])
+        torch.testing.assert_close(mean[e], mean_e, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(logvar[e], logvar_e, rtol=1e-5, atol=1e-6)
+
+
+def test_log_variance_stays_within_learned_bounds():
+    model = EnsembleModel(1, 1, **SMALL)
+    with torch.no_grad():
+        _, logvar = model.network(torch.full((3, 4, 2), 1e3))
+    # soft bounds: exceeded at most by softplus(-(max - min)) ≈ 3e-5
+    assert torch.all(logvar <= model.network.max_logvar + 1e-4)
+    assert torch.all(logvar >= model.network.min_logvar - 1e-4)
+
+
+def test_samples_follow_the_predictive_distribution():
+    model = make_model("pe", 1, 1, **SMALL)
+    model.fit(system(600, seed=3))
+    obs, act = torch.full((20000, 1), 0.3), torch.zeros(20000, 1)
+    with torch.no_grad():
+        draws = model.sample(obs, act, generator=torch.Generator().manual_seed(0))
+        prediction = model.predict(obs[:1], act[:1])
+        one_member = model.sample(obs[:5], act[:5], members=torch.zeros(5, dtype=torch.long))
+    assert abs(draws.mean() - prediction.mean[0, 0]) < 0.01
+    assert abs(draws.var() / prediction.var[0, 0] - 1) < 0.1
+    assert one_member.shape == (5, 1)
+
+
+@pytest.mark.parametrize("key", list(MODELS))
+def test_save_load_gives_identical_predictions(key, tmp_path):
+    name, overrides = MODELS[key]
+    model = make_model(name, 1, 1, **overrides)
+    model.fit(system(300, seed=4))
+    path = model.save(tmp_path / "model.pt")
+    loaded = load_model(path, obs_dim=1, act_dim=1)
+    assert type(loaded) is type(model) and loaded.config == model.config and loaded.dataset_size == 300
+    obs, act = torch.linspace(-2, 2, 64)[:, None], torch.rand(64, 1)
+    with torch.no_grad():
+        a, b = model.predict(obs, act), loaded.predict(obs, act)
+    torch.testing.assert_close(a.mean, b.mean)
+    torch.testing.assert_close(a.var, b.var)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    model = make_model("pe", 1, 1, **SMALL, max_epochs=2)
+    model.fit(system(100, seed=5))
+    return model.save(tmp_path_factory.mktemp("ckpt") / "model.pt")
+
+
+def test_truncated_checkpoint_is_refused_clearly(checkpoint, tmp_path):
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(checkpoint.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=f"{truncated}: unreadable checkpoint"):
+        load_model(truncated)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_checkpoint_for_other_dims_or_type_is_refused(checkpoint):
+    with pytest.raises(CheckpointError, match="obs_dim=1, act_dim=1, but this system has obs_dim=16, act_dim=5"):
+        load_model(checkpoint, obs_dim=16, act_dim=5)
+    with pytest.raises(CheckpointError, match="not a mbrl_control.model.gp checkpoint"):
+        GPModel.load(checkpoint)
+
+
+def test_bad_inputs_are_refused_with_the_reason():
+    model = make_model("pe", 1, 1, **SMALL, max_epochs=2)
+    with pytest.raises(RuntimeError, match="not been fitted"):
+        model.predict(torch.zeros(1, 1), torch.zeros(1, 1))
+    model.fit(system(100, seed=6))
+    with pytest.raises(ValueError, match=r"NaN/inf in row\(s\) \[1\]"):
+        model.predict(torch.tensor([[0.0], [float("nan")]]), torch.zeros(2, 1))
+    with pytest.raises(ValueError, match="input has obs_dim=2"):
+        model.predict(torch.zeros(3, 2), torch.zeros(3, 1))
+    with pytest.raises(ValueError, match="same B"):
+        model.predict(torch.zeros(3, 1), torch.zeros(2, 1))
+    with pytest.raises(ValueError, match="dataset has obs_dim=3"):
+        model.fit(TransitionDataset(3, 2))
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ConfigError, match="members = 0: must be >= 1"):
+        make_model("pe", 1, 1, members=0)
+    with pytest.raises(ConfigError, match="kernel = 'cubic': must be one of 'rbf', 'matern52'"):
+        make_model("gp", 1, 1, kernel="cubic")
+    with pytest.raises(ValueError, match="unknown model 'svm'"):
+        make_model("svm", 1, 1)
+
+
+def test_large_data_switches_to_the_sparse_gp():
+    model = make_model("gp", 1, 1, exact_limit=150, inducing_points=16, sparse_steps=50)
+    model.fit(system(100, seed=7))
+    assert not model.sparse
+    model.fit(system(300, seed=7))
+    assert model.sparse and "sparse" in model.fit(system(300, seed=8)).notes
