@@ -43,7 +43,7 @@ def test_data():
 
 @pytest.mark.parametrize(
     "key, sizes",
-    [("pe", (100, 1000)), ("mlp", (100, 1000)), ("gp", (20, 200)), ("sparse_gp", (100, 1000))],
+    [("pe", (100, 1000)), ("mlp", (100, 1000)), ("gp", (20, 200)), ("sparse_gp", (20, 500))],
 )
 def test_held_out_error_falls_with_data(key, sizes, test_data):
     name, overrides = MODELS[key]

@@ -126,6 +126,17 @@ def test_forward_kinematics_leaves_the_state_alone():
     np.testing.assert_array_equal(sim.data.qpos, before)
 
 
+def test_ee_jacobian_matches_finite_differences():
+    sim = ArmSim()
+    q, eps = POSE.copy(), 1e-6
+    columns = []
+    for i in range(5):
+        dq = np.zeros(5)
+        dq[i] = eps
+        columns.append((sim.forward_kinematics(q + dq)[0] - sim.forward_kinematics(q - dq)[0]) / (2 * eps))
+    np.testing.assert_allclose(sim.ee_jacobian(q), np.stack(columns, axis=1), atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "overrides, reason",
     [

@@ -193,6 +193,13 @@ class ArmSim:
         mujoco.mj_forward(self.model, scratch)
         return scratch.site_xpos[self._ee].copy(), bool(scratch.ncon > 0)
 
+    def ee_jacobian(self, joint_positions: np.ndarray) -> np.ndarray:
+        """∂p_ee/∂q [3, n] at ``joint_positions`` [n]. Does not change the simulation state."""
+        self.forward_kinematics(joint_positions)
+        jacobian = np.zeros((3, self.model.nv))
+        mujoco.mj_jacSite(self.model, self._scratch, jacobian, None, self._ee)
+        return jacobian[:, self._qvel]
+
 
 def _finite(value: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
     array = np.asarray(value, dtype=np.float64)
