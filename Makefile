@@ -47,6 +47,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/sim_speed.py
+	$(BIN)/python benchmarks/model_accuracy.py --json benchmarks/results/model_accuracy.json
 
 lock: $(STAMP)
 	@{ echo "# Every package the install pulls in, pinned (pip freeze of a working .venv)."; \

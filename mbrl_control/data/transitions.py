@@ -27,14 +27,42 @@ class TransitionDataset:
         if obs_dim < 1 or act_dim < 1:
             raise ValueError(f"obs_dim and act_dim must be positive, got {obs_dim} and {act_dim}")
         self.obs_dim, self.act_dim = obs_dim, act_dim
-        self.obs = np.zeros((0, obs_dim))
-        self.act = np.zeros((0, act_dim))
-        self.next_obs = np.zeros((0, obs_dim))
-        self.episode = np.zeros(0, dtype=np.int64)
-        self.time = np.zeros(0)
+        self._size = 0
+        self._steps: dict[int, int] = {}  # transitions per episode id, for default time stamps
+        # storage grows by doubling, so appending row by row costs amortised O(1)
+        self._buffers = self._allocate(16)
+
+    def _allocate(self, capacity: int) -> dict[str, np.ndarray]:
+        return {
+            "obs": np.empty((capacity, self.obs_dim)),
+            "act": np.empty((capacity, self.act_dim)),
+            "next_obs": np.empty((capacity, self.obs_dim)),
+            "episode": np.empty(capacity, dtype=np.int64),
+            "time": np.empty(capacity),
+        }
+
+    @property
+    def obs(self) -> np.ndarray:
+        return self._buffers["obs"][: self._size]
+
+    @property
+    def act(self) -> np.ndarray:
+        return self._buffers["act"][: self._size]
+
+    @property
+    def next_obs(self) -> np.ndarray:
+        return self._buffers["next_obs"][: self._size]
+
+    @property
+    def episode(self) -> np.ndarray:
+        return self._buffers["episode"][: self._size]
+
+    @property
+    def time(self) -> np.ndarray:
+        return self._buffers["time"][: self._size]
 
     def __len__(self) -> int:
-        return len(self.obs)
+        return self._size
 
     def __repr__(self) -> str:
         return (f"TransitionDataset({len(self)} transitions, {len(self.episodes)} episodes, "
@@ -68,24 +96,35 @@ class TransitionDataset:
                 raise ValueError(f"{name} must have shape [{rows}, {dim}], got {list(array.shape)}")
         episode = np.broadcast_to(np.asarray(episode, dtype=np.int64), (rows,))
         if time is None:
-            start = int(np.sum(self.episode == episode[0])) if rows else 0
+            start = self._steps.get(int(episode[0]), 0) if rows else 0
             time = np.arange(start, start + rows, dtype=np.float64)
         time = np.broadcast_to(np.asarray(time, dtype=np.float64), (rows,))
         for name, array in (("obs", obs), ("act", act), ("next_obs", next_obs), ("time", time[:, None])):
             bad = np.flatnonzero(~np.all(np.isfinite(array), axis=1))
             if len(bad):
                 raise ValueError(f"{name} has NaN/inf in row(s) {bad[:10].tolist()} of this append; nothing was added")
-        self.obs = np.concatenate([self.obs, obs])
-        self.act = np.concatenate([self.act, act])
-        self.next_obs = np.concatenate([self.next_obs, next_obs])
-        self.episode = np.concatenate([self.episode, episode])
-        self.time = np.concatenate([self.time, time])
+        self._write(self._size, {"obs": obs, "act": act, "next_obs": next_obs, "episode": episode, "time": time})
+
+    def _write(self, start: int, arrays: dict[str, np.ndarray]) -> None:
+        """Store ``arrays`` (already checked) at rows ``start:``, growing the buffers."""
+        end = start + len(arrays["obs"])
+        capacity = len(self._buffers["obs"])
+        if end > capacity:
+            grown = self._allocate(max(end, 2 * capacity))
+            for name, buffer in grown.items():
+                buffer[:start] = self._buffers[name][:start]
+            self._buffers = grown
+        for name, values in arrays.items():
+            self._buffers[name][start:end] = values
+        self._size = end
+        ids, counts = np.unique(arrays["episode"], return_counts=True)
+        for episode, count in zip(ids.tolist(), counts.tolist()):
+            self._steps[episode] = self._steps.get(episode, 0) + count
 
     def subset(self, index: np.ndarray) -> "TransitionDataset":
-        """The transitions at ``index`` (an index or boolean mask array)."""
+        """The transitions at ``index`` (an index or boolean mask array), copied."""
         part = TransitionDataset(self.obs_dim, self.act_dim)
-        for name in FIELDS:
-            setattr(part, name, getattr(self, name)[index])
+        part._write(0, {name: getattr(self, name)[index] for name in FIELDS})
         return part
 
     def split(self, val_fraction: float, rng: np.random.Generator) -> tuple["TransitionDataset", "TransitionDataset"]:

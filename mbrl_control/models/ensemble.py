@@ -49,6 +49,7 @@ class EnsembleConfig(Config):
     weight_decay: float = param(5e-5, "L2 penalty on the weights.", low=0.0, high=1.0)
     batch_size: int = param(256, "Minibatch size per member.", low=1, high=1_000_000)
     max_epochs: int = param(300, "Most passes over the data per fit.", low=1, high=100_000)
+    max_steps: int = param(5000, "Most gradient steps per fit; bounds the fit time on large datasets.", low=1, high=10_000_000)
     patience: int = param(30, "Stop after this many epochs without a better validation loss.", low=1, high=10_000)
     val_fraction: float = param(0.2, "Fraction of episodes held out for early stopping.", low=0.0, high=0.9)
     seed: int = param(0, "Seed of initialisation, bootstrap and minibatch order.", low=0)
@@ -134,8 +135,11 @@ class EnsembleModel(DynamicsModel):
         rows = torch.randint(N, (E, N), generator=generator) if cfg.bootstrap else torch.arange(N).expand(E, N)
         passes = math.ceil(MIN_BATCHES_PER_EPOCH * min(cfg.batch_size, N) / N)
         x_val_e, y_val_e = x_val.expand(E, *x_val.shape), y_val.expand(E, *y_val.shape)
-        report, best_score, best_state, stale = FitReport(), math.inf, None, 0
+        report, best_score, best_state, stale, steps = FitReport(), math.inf, None, 0, 0
         for epoch in range(cfg.max_epochs):
+            if steps >= cfg.max_steps:
+                report.notes = f"stopped at max_steps={cfg.max_steps}"
+                break
             net.train()
             shuffles = torch.argsort(torch.rand(E, passes * N, generator=generator), dim=1) % N
             order = rows.gather(1, shuffles)  # [E, passes·N]: each member's rows, reshuffled
@@ -147,6 +151,9 @@ class EnsembleModel(DynamicsModel):
                 loss.backward()
                 optimizer.step()
                 losses.append(loss.item())
+                steps += 1
+                if steps >= cfg.max_steps:
+                    break
             report.train_loss.append(sum(losses) / len(losses))
             report.epochs = epoch + 1
             if len(x_val) == 0:
