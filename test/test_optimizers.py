@@ -1,0 +1,115 @@
+"""Trajectory optimisers on known cost functions: they find minimisers, stay in bounds,
+honour deadlines and warm starts, and are reproducible."""
+
+import time
+
+import pytest
+import torch
+
+from mbrl_control.config import ConfigError
+from mbrl_control.planning import CEM, MPPI, RandomShooting
+
+H, A = 5, 2
+LOW, HIGH = -torch.ones(A), torch.ones(A)
+TARGET = torch.tensor([[0.3, -0.6], [0.1, 0.2], [-0.5, 0.5], [0.7, 0.0], [-0.2, -0.9]])
+
+
+def quadratic(actions: torch.Tensor) -> torch.Tensor:
+    """Σ_t ‖a_t - c_t‖² with a different minimiser c_t at every step."""
+    return ((actions - TARGET) ** 2).sum(dim=(1, 2))
+
+
+def himmelblau(actions: torch.Tensor) -> torch.Tensor:
+    """Non-convex, four global minima of 0, on actions [N, 1, 2] scaled to [-5, 5]²."""
+    x, y = 5 * actions[:, 0, 0], 5 * actions[:, 0, 1]
+    return (x**2 + y - 11) ** 2 + (x + y**2 - 7) ** 2
+
+
+def make(name: str, horizon: int = H, **overrides):
+    cls = {"cem": CEM, "mppi": MPPI, "random": RandomShooting}[name]
+    return cls(horizon, LOW, HIGH, **overrides)
+
+
+@pytest.mark.parametrize(
+    "name, overrides, tolerance",
+    [("cem", {"iterations": 10}, 0.02), ("mppi", {"iterations": 30, "population": 500, "temperature": 0.05, "noise_std": 0.2}, 0.05)],
+)
+def test_finds_the_minimiser_of_a_shifted_quadratic(name, overrides, tolerance):
+    result = make(name, **overrides).optimize(quadratic, generator=torch.Generator().manual_seed(0))
+    assert result.actions.shape == (H, A)
+    assert torch.max(torch.abs(result.actions - TARGET)) < tolerance
+    assert result.cost == pytest.approx(float(quadratic(result.actions[None])[0]))
+
+
+@pytest.mark.parametrize(
+    "name, overrides",
+    [("cem", {"iterations": 20, "population": 500, "elites": 25}), ("mppi", {"iterations": 60, "population": 500, "temperature": 0.2, "noise_std": 0.1})],
+)
+def test_finds_a_global_minimum_of_a_non_convex_function(name, overrides):
+    result = make(name, horizon=1, **overrides).optimize(himmelblau, generator=torch.Generator().manual_seed(1))
+    assert result.cost < 0.05, result
+
+
+def test_random_shooting_beats_its_start():
+    start = torch.zeros(H, A)
+    result = make("random", population=2000).optimize(quadratic, initial=start, generator=torch.Generator().manual_seed(0))
+    assert result.cost <= float(quadratic(start[None])[0])
+    assert result.cost < 0.5 * float(quadratic(torch.zeros(1, H, A))[0])
+
+
+@pytest.mark.parametrize("name", ["cem", "mppi", "random"])
+def test_bounds_are_never_violated(name):
+    seen = []
+
+    def recording(actions):
+        seen.append(actions.clone())
+        return ((actions - 5.0) ** 2).sum(dim=(1, 2))  # minimiser far outside the box
+
+    optimizer = make(name)
+    result = optimizer.optimize(recording, generator=torch.Generator().manual_seed(0))
+    everything = torch.cat([s.reshape(-1, A) for s in seen] + [result.actions])
+    assert torch.all(everything >= LOW) and torch.all(everything <= HIGH)
+    assert result.cost < float(recording(optimizer.initial()[None])[0])  # moved toward the corner
+
+
+@pytest.mark.parametrize("name", ["cem", "mppi"])
+def test_deadline_stops_after_the_first_iteration(name):
+    calls = []
+
+    def counting(actions):
+        calls.append(1)
+        return quadratic(actions)
+
+    optimizer = make(name, iterations=50)
+    result = optimizer.optimize(counting, deadline=time.perf_counter() - 1.0, generator=torch.Generator().manual_seed(0))
+    assert result.iterations == 1 and result.actions.shape == (H, A)
+    unlimited = optimizer.optimize(quadratic, generator=torch.Generator().manual_seed(0))
+    assert unlimited.iterations > 1
+
+
+@pytest.mark.parametrize("name", ["cem", "mppi", "random"])
+def test_same_seed_same_plan(name):
+    a = make(name).optimize(quadratic, generator=torch.Generator().manual_seed(3))
+    b = make(name).optimize(quadratic, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a.actions, b.actions)
+
+
+def test_warm_start_shifts_by_one_step_and_helps():
+    optimizer = make("cem", iterations=1, population=50, elites=5)
+    plan = torch.arange(H * A, dtype=torch.float32).reshape(H, A) / 10
+    shifted = optimizer.shift(plan)
+    torch.testing.assert_close(shifted[:-1], plan[1:])
+    torch.testing.assert_close(shifted[-1], plan[-1])
+    generator = torch.Generator().manual_seed(0)
+    cold = optimizer.optimize(quadratic, generator=generator)
+    warm = optimizer.optimize(quadratic, initial=TARGET, generator=torch.Generator().manual_seed(0))
+    assert warm.cost < cold.cost
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ConfigError, match="elites = 50: must not exceed population = 10"):
+        make("cem", population=10, elites=50)
+    with pytest.raises(ConfigError, match="temperature = 0.0: must be > 0"):
+        make("mppi", temperature=0.0)
+    with pytest.raises(ValueError, match="low < high"):
+        CEM(H, HIGH, LOW)
