@@ -10,8 +10,9 @@ from mbrl_control.planning.optimizers import (
     RandomShootingConfig,
     TrajectoryOptimizer,
 )
+from mbrl_control.planning.propagation import PROPAGATIONS, trajectory_cost
 
 __all__ = [
     "CEM", "MPPI", "CEMConfig", "MPPIConfig", "OptimizerResult", "RandomShooting",
-    "RandomShootingConfig", "TrajectoryOptimizer",
+    "RandomShootingConfig", "TrajectoryOptimizer", "PROPAGATIONS", "trajectory_cost",
 ]

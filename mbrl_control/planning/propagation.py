@@ -1,0 +1,90 @@
+"""Planning under model uncertainty by trajectory sampling (PETS; seed 004).
+
+:func:`trajectory_cost` turns a dynamics model, the current state and the task's
+``reward_fn`` into the batched cost ``J(actions [N, H, A]) -> [N]`` the optimisers
+minimise. Each candidate sequence is rolled out by ``P`` particles; its score is the mean
+predicted return over them (minus ``risk`` times their standard deviation), and the cost is
+the negative score.
+
+Propagation (how a particle picks its model):
+  ``ts_inf``       a member fixed per particle for the whole horizon: rows are laid out
+                   member-major, so each member evaluates only its own block of rows;
+  ``ts1``          a fresh random member per particle at every step (a random permutation
+                   of the rows into the member-major layout, so still one block each);
+  ``expectation``  the mean prediction, one deterministic particle.
+GPs and single networks have one "member": ``ts_inf`` and ``ts1`` sample from the
+predictive distribution there.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from mbrl_control.models.base import DynamicsModel
+from mbrl_control.models.ensemble import block_members
+
+RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+TerminationFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+PROPAGATIONS = ("ts_inf", "ts1", "expectation")
+
+
+def trajectory_cost(
+    model: DynamicsModel,
+    obs: torch.Tensor,
+    reward_fn: RewardFn,
+    particles: int = 20,
+    propagation: str = "ts_inf",
+    termination_fn: TerminationFn | None = None,
+    risk: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The cost of action sequences from state ``obs`` [obs_dim] under ``model``.
+
+    Args:
+        particles: rollouts per candidate, P (rounded up to a multiple of the ensemble
+            size for the member-major layout); 1 for ``expectation``.
+        termination_fn: ``(obs, act, next_obs) -> bool [B]``; a particle earns no reward
+            after the step it terminates on.
+        risk: k in the score ``mean - k · std`` over particles (0: risk-neutral).
+    """
+    if propagation not in PROPAGATIONS:
+        raise ValueError(f"propagation = {propagation!r}: choose one of {', '.join(PROPAGATIONS)}")
+    members = getattr(model.config, "members", 1)
+    if propagation == "expectation":
+        particles = 1
+    else:
+        particles = -(-particles // members) * members
+    obs = torch.as_tensor(obs, dtype=torch.float32)
+
+    @torch.no_grad()
+    def cost(actions: torch.Tensor) -> torch.Tensor:
+        n, horizon, _ = actions.shape
+        rows = n * particles
+        # particle-major rows (row = p·N + n) make the member-major blocks hold every candidate
+        state = obs.expand(rows, -1)
+        fixed = block_members(members, rows)
+        returns = torch.zeros(rows)
+        alive = torch.ones(rows, dtype=torch.bool)
+        for t in range(horizon):
+            act = actions[:, t].repeat(particles, 1)
+            if propagation == "expectation":
+                next_state = model.predict(state, act).mean
+            elif propagation == "ts_inf":
+                next_state = model.sample(state, act, members=fixed, generator=generator)
+            else:  # ts1: shuffle particles into member blocks, sample, unshuffle
+                order = torch.randperm(rows, generator=generator)
+                next_state = torch.empty_like(state)
+                next_state[order] = model.sample(state[order], act[order], members=fixed, generator=generator)
+            returns = returns + torch.where(alive, reward_fn(state, act, next_state), 0.0)
+            if termination_fn is not None:
+                alive = alive & ~termination_fn(state, act, next_state)
+            state = next_state
+        per_particle = returns.view(particles, n)
+        score = per_particle.mean(0)
+        if risk and particles > 1:
+            score = score - risk * per_particle.std(0)
+        return -score
+
+    return cost
