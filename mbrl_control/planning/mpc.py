@@ -1,0 +1,101 @@
+"""Model-predictive control: replan every control tick through the learned model.
+
+``act(obs)`` optimises an action sequence over the horizon from the current state
+(PETS-style trajectory sampling, :mod:`mbrl_control.planning.propagation`), executes the
+first action and keeps the rest, shifted by one step, as the next warm start. A per-tick
+``time_budget`` becomes the optimiser's deadline, so planning never overruns a control
+tick. If the model yields NaN/inf, the controller returns the safe action (zero change:
+hold position, for ArmReach) and forgets its warm start.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from mbrl_control.config import Config, param
+from mbrl_control.models.base import DynamicsModel
+from mbrl_control.planning.optimizers import CEM, MPPI, OptimizerResult, RandomShooting, TrajectoryOptimizer
+from mbrl_control.planning.propagation import PROPAGATIONS, RewardFn, TerminationFn, trajectory_cost
+
+OPTIMIZERS: dict[str, type[TrajectoryOptimizer]] = {"cem": CEM, "mppi": MPPI, "random": RandomShooting}
+
+
+@dataclass(frozen=True)
+class MPCConfig(Config):
+    """Settings of the MPC controller (the optimiser has its own config)."""
+
+    horizon: int = param(15, "Planning horizon in control ticks.", low=1, high=200)
+    optimizer: str = param("cem", "Trajectory optimiser.", choices=tuple(OPTIMIZERS))
+    particles: int = param(20, "Rollouts per candidate sequence (rounded up to a multiple of the ensemble size).", low=1, high=1000)
+    propagation: str = param("ts_inf", "How particles use the model's uncertainty.", choices=PROPAGATIONS)
+    risk: float = param(0.0, "k in the candidate score mean - k·std over particles.", low=0.0, high=100.0)
+    time_budget: float = param(0.0, "Seconds of planning per tick before the best plan so far is used; 0 = no limit.", low=0.0, high=10.0)
+    seed: int = param(0, "Seed of the planner's sampling.", low=0)
+
+
+class MPCController:
+    """Plans with ``model`` and ``reward_fn`` for actions in ``[low, high]`` (arrays [A]).
+
+    Attributes:
+        planning_times: seconds spent in each ``act`` call.
+        fallbacks: ticks on which the model produced NaN/inf and the safe action was used.
+        last_result: the optimiser's result of the latest tick.
+    """
+
+    def __init__(
+        self,
+        model: DynamicsModel,
+        reward_fn: RewardFn,
+        low: np.ndarray,
+        high: np.ndarray,
+        config: MPCConfig | None = None,
+        termination_fn: TerminationFn | None = None,
+        safe_action: np.ndarray | None = None,
+        optimizer_overrides: dict[str, Any] | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.config = cfg = (config or MPCConfig()).replace(**overrides)
+        self.model, self.reward_fn, self.termination_fn = model, reward_fn, termination_fn
+        low_t, high_t = torch.as_tensor(low, dtype=torch.float32), torch.as_tensor(high, dtype=torch.float32)
+        self.optimizer = OPTIMIZERS[cfg.optimizer](cfg.horizon, low_t, high_t, **(optimizer_overrides or {}))
+        zero = np.zeros(len(low_t), dtype=np.float32)
+        self.safe_action = np.clip(zero if safe_action is None else np.asarray(safe_action, np.float32), low, high)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.planning_times: list[float] = []
+        self.fallbacks = 0
+        self.last_result: OptimizerResult | None = None
+        self._plan: torch.Tensor | None = None
+
+    def reset(self) -> None:
+        """Forget the warm start (a new episode or target)."""
+        self._plan = None
+
+    def set_model(self, model: DynamicsModel) -> None:
+        """Swap in a newly fitted model; the warm start stays useful and is kept."""
+        self.model = model
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """The action [A] (float32) to execute now, from observation ``obs`` [obs_dim]."""
+        start = time.perf_counter()
+        deadline = start + self.config.time_budget if self.config.time_budget > 0 else None
+        cost = trajectory_cost(
+            self.model, torch.as_tensor(obs, dtype=torch.float32), self.reward_fn,
+            particles=self.config.particles, propagation=self.config.propagation,
+            termination_fn=self.termination_fn, risk=self.config.risk, generator=self.generator,
+        )
+        result = self.optimizer.optimize(cost, initial=self._plan, deadline=deadline, generator=self.generator)
+        self.last_result = result
+        if not (np.isfinite(result.cost) and torch.isfinite(result.actions).all()):
+            self.fallbacks += 1
+            self._plan = None
+            action = self.safe_action.copy()
+        else:
+            self._plan = self.optimizer.shift(result.actions)
+            action = result.actions[0].numpy().astype(np.float32)
+        self.planning_times.append(time.perf_counter() - start)
+        return action
