@@ -16,6 +16,9 @@ class Broken(Integrator):
     def sample(self, obs, act, members=None, generator=None):
         return torch.full_like(obs, float("nan"))
 
+    def sample_member_blocks(self, obs, act, generator=None):
+        return self.sample(obs, act)
+
     def predict(self, obs, act):
         nan = torch.full_like(obs, float("nan"))
         return Prediction(nan, nan, nan, nan)

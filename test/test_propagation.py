@@ -8,10 +8,14 @@ import torch
 
 from mbrl_control.data import TransitionDataset
 from mbrl_control.models import make_model
-from mbrl_control.models.ensemble import block_members
 from mbrl_control.models.base import Prediction
 from mbrl_control.planning import CEM
 from mbrl_control.planning.propagation import trajectory_cost
+
+
+def block_members(members: int, rows: int) -> torch.Tensor:
+    """Member-major assignment [rows]: the first rows/E rows use member 0, the next member 1, …"""
+    return torch.arange(members).repeat_interleave(rows // members)
 
 
 @dataclass(frozen=True)
@@ -26,8 +30,8 @@ class MemberEcho:
     def __init__(self, members: int) -> None:
         self.config = FakeConfig(members)
 
-    def sample(self, obs, act, members=None, generator=None):
-        return obs + members[:, None].float()
+    def sample_member_blocks(self, obs, act, generator=None):
+        return obs + block_members(self.config.members, len(obs))[:, None].float()
 
     def predict(self, obs, act):
         mean = obs + (self.config.members - 1) / 2
@@ -79,7 +83,7 @@ def test_member_major_fast_path_equals_evaluating_members_separately():
     data.append(rng.normal(size=(200, 2)), rng.normal(size=(200, 1)), rng.normal(size=(200, 2)), episode=np.arange(200) // 20)
     model.fit(data)
     obs, act = torch.randn(12, 2), torch.randn(12, 1)
-    fast = model.sample(obs, act, members=block_members(4, 12))
+    fast = model.sample_member_blocks(obs, act)
     for e in range(4):
         rows = slice(3 * e, 3 * e + 3)
         separate = model.sample(obs[rows], act[rows], members=torch.full((3,), e))
@@ -93,6 +97,9 @@ class Integrator:
 
     def sample(self, obs, act, members=None, generator=None):
         return obs + 0.1 * act
+
+    def sample_member_blocks(self, obs, act, generator=None):
+        return self.sample(obs, act)
 
     def predict(self, obs, act):
         mean = self.sample(obs, act)

@@ -120,6 +120,21 @@ class DynamicsModel(ABC):
         obs, x = self._inputs(obs, act)
         return obs + self.output_norm.denormalize(self._sample(x, members, generator))
 
+    def sample_member_blocks(
+        self, obs: torch.Tensor, act: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Like :meth:`sample` with rows laid out member-major: B divisible by the ensemble
+        size E, rows ``[e·B/E, (e+1)·B/E)`` drawn from member e (TS∞, or TS1 after a
+        permutation of the rows). Each member evaluates only its own block. A model with one
+        member samples every row from its predictive distribution."""
+        obs, x = self._inputs(obs, act)
+        return obs + self.output_norm.denormalize(self._sample_blocks(x, generator))
+
+    def _sample_blocks(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """A draw of normalised ``y`` [B, obs_dim] for member-major rows; one-member models
+        need nothing more than :meth:`_sample`."""
+        return self._sample(x, None, generator)
+
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint atomically (write, then rename over ``path``)."""
         self._require_fitted()

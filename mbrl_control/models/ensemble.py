@@ -55,11 +55,6 @@ class EnsembleConfig(Config):
     seed: int = param(0, "Seed of initialisation, bootstrap and minibatch order.", low=0)
 
 
-def block_members(members: int, rows: int) -> torch.Tensor:
-    """Member-major assignment [rows]: the first rows/E rows use member 0, the next member 1, …"""
-    return torch.arange(members).repeat_interleave(rows // members)
-
-
 class EnsembleLinear(nn.Module):
     """E independent linear layers: ``x [E, B, in] -> x @ weight + bias [E, B, out]``."""
 
@@ -189,18 +184,22 @@ class EnsembleModel(DynamicsModel):
         return mean.mean(0), aleatoric, epistemic
 
     def _sample(self, x: torch.Tensor, members: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
+        if members is None:
+            members = torch.randint(self.config.members, (len(x),), generator=generator)
+        mean, logvar = self._forward_all(x)  # every member on every row, then pick
+        rows = torch.arange(len(x))
+        return self._draw(mean[members, rows], logvar[members, rows] if logvar is not None else None, generator)
+
+    def _sample_blocks(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         E, B = self.config.members, len(x)
-        if members is not None and B % E == 0 and torch.equal(members, block_members(E, B)):
-            # member-major rows (TS∞, or TS1 after a permutation): each member evaluates only its block
-            mean, logvar = self.network(x.view(E, B // E, -1))
-            mean, logvar = mean.reshape(B, -1), logvar.reshape(B, -1) if logvar is not None else None
-        else:
-            if members is None:
-                members = torch.randint(E, (B,), generator=generator)
-            everything, all_logvar = self._forward_all(x)  # every member on every row, then pick
-            rows = torch.arange(B)
-            mean = everything[members, rows]
-            logvar = all_logvar[members, rows] if all_logvar is not None else None
+        if B % E:
+            raise ValueError(f"member-major sampling needs a multiple of {E} rows, got {B}")
+        mean, logvar = self.network(x.view(E, B // E, -1))
+        return self._draw(mean.reshape(B, -1), logvar.reshape(B, -1) if logvar is not None else None, generator)
+
+    @staticmethod
+    def _draw(mean: torch.Tensor, logvar: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
+        """``mean`` [B, out] plus N(0, exp(logvar)) noise (probabilistic members)."""
         if logvar is None:
             return mean
         return mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=generator)

@@ -90,6 +90,10 @@ class TrajectoryOptimizer(ABC):
         """The plan used without a warm start: the middle of the bounds, [H, A]."""
         return self.center.expand(self.horizon, -1).clone()
 
+    def start(self, initial: torch.Tensor | None) -> torch.Tensor:
+        """The search's starting plan [H, A]: the warm start, clipped, or :meth:`initial`."""
+        return self.clip(initial) if initial is not None else self.initial()
+
     def shift(self, actions: torch.Tensor) -> torch.Tensor:
         """Warm start for the next tick: ``actions`` [H, A] advanced one step, the last
         step repeated."""
@@ -110,8 +114,9 @@ class TrajectoryOptimizer(ABC):
         ``deadline`` (``time.perf_counter()`` seconds)."""
 
 
-def _past(deadline: float | None) -> bool:
-    return deadline is not None and time.perf_counter() >= deadline
+def _keep_going(iterations: int, limit: int, deadline: float | None) -> bool:
+    """Another iteration? Always a first one; then until ``limit`` or the deadline."""
+    return iterations == 0 or (iterations < limit and (deadline is None or time.perf_counter() < deadline))
 
 
 class RandomShooting(TrajectoryOptimizer):
@@ -138,10 +143,10 @@ class CEM(TrajectoryOptimizer):
 
     def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
         cfg = self.config
-        mean = self.clip(initial) if initial is not None else self.initial()
+        mean = self.start(initial)
         var = (cfg.initial_std * self.half_range).expand_as(mean) ** 2
         best_actions, best_cost, iterations = mean, float("inf"), 0
-        while iterations < cfg.iterations and not (iterations and _past(deadline)):
+        while _keep_going(iterations, cfg.iterations, deadline):
             # keep two standard deviations inside the bounds, so clipping rarely bites
             std = torch.minimum(var, torch.minimum(mean - self.low, self.high - mean).square() / 4).sqrt()
             noise = torch.randn((cfg.population, *mean.shape), generator=generator)
@@ -167,10 +172,10 @@ class MPPI(TrajectoryOptimizer):
 
     def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
         cfg = self.config
-        mean = self.clip(initial) if initial is not None else self.initial()
+        mean = self.start(initial)
         sigma = cfg.noise_std * self.half_range
         iterations = 0
-        while iterations < cfg.iterations and not (iterations and _past(deadline)):
+        while _keep_going(iterations, cfg.iterations, deadline):
             noise = torch.randn((cfg.population, *mean.shape), generator=generator)
             samples = self.clip(mean + sigma * noise)
             costs = cost(samples)

@@ -23,7 +23,6 @@ from typing import Callable
 import torch
 
 from mbrl_control.models.base import DynamicsModel
-from mbrl_control.models.ensemble import block_members
 
 RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 TerminationFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -64,7 +63,6 @@ def trajectory_cost(
         rows = n * particles
         # particle-major rows (row = p·N + n) make the member-major blocks hold every candidate
         state = obs.expand(rows, -1)
-        fixed = block_members(members, rows)
         returns = torch.zeros(rows)
         alive = torch.ones(rows, dtype=torch.bool)
         for t in range(horizon):
@@ -72,11 +70,11 @@ def trajectory_cost(
             if propagation == "expectation":
                 next_state = model.predict(state, act).mean
             elif propagation == "ts_inf":
-                next_state = model.sample(state, act, members=fixed, generator=generator)
+                next_state = model.sample_member_blocks(state, act, generator=generator)
             else:  # ts1: shuffle particles into member blocks, sample, unshuffle
                 order = torch.randperm(rows, generator=generator)
                 next_state = torch.empty_like(state)
-                next_state[order] = model.sample(state[order], act[order], members=fixed, generator=generator)
+                next_state[order] = model.sample_member_blocks(state[order], act[order], generator=generator)
             returns = returns + torch.where(alive, reward_fn(state, act, next_state), 0.0)
             if termination_fn is not None:
                 alive = alive & ~termination_fn(state, act, next_state)
