@@ -14,4 +14,16 @@ ENV_ID = "mbrl_control/ArmReach-v0"
 if ENV_ID not in gym.registry:
     gym.register(id=ENV_ID, entry_point="mbrl_control.arm.env:ArmReach")
 
-__all__ = ["ENV_ID", "__version__"]
+_LAZY = {"train_mbrl": "mbrl_control.loops.mbrl"}
+
+
+def __getattr__(name: str):
+    """The heavy entry points (torch, gpytorch) load on first use, not on import."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mbrl_control' has no attribute {name!r}")
+
+
+__all__ = ["ENV_ID", "__version__", "train_mbrl"]

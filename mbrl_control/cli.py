@@ -1,5 +1,6 @@
 """The ``mbrl-control`` command.
 
+    mbrl-control train    model-based RL on a simulated task: progress, CSV/JSON, learning curve
     mbrl-control demo     the simulated arm under random exploration, per-episode results
     mbrl-control render   a PNG of the simulated arm
 """
@@ -7,10 +8,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -44,6 +46,66 @@ def demo(args: argparse.Namespace) -> int:
     env.close()
     mean_final = np.mean([row[3] for row in rows])
     print(f"mean final distance {mean_final:.3f} m over {len(rows)} episodes (random actions)")
+    return 0
+
+
+def parse_settings(items: Sequence[str]) -> dict[str, Any]:
+    """``["horizon=8", "risk=0.5", "probabilistic=false"]`` → typed overrides (JSON
+    values where they parse, strings otherwise)."""
+    settings = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected NAME=VALUE")
+        try:
+            settings[key] = json.loads(text)
+        except json.JSONDecodeError:
+            settings[key] = text
+    return settings
+
+
+def train(args: argparse.Namespace) -> int:
+    """Model-based RL from scratch; per-episode results to the terminal and ``--out``."""
+    import gymnasium as gym
+
+    import mbrl_control  # noqa: F401  (registers the environments)
+    from mbrl_control.config import ConfigError
+    from mbrl_control.loops.mbrl import train_mbrl
+    from mbrl_control.loops.report import write_report
+
+    try:
+        settings = parse_settings(args.set)
+        env = gym.make(args.env, **({"episode_length": args.episode_length} if args.episode_length else {}))  # ArmReach's setting
+    except (ValueError, gym.error.Error) as err:
+        print(f"mbrl-control train: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    print(f"{args.env}: {args.model} model, {args.planner} planner, {args.episodes} episodes "
+          f"({args.seed_episodes} random), seed {args.seed}; results in {out}/")
+
+    def show(episode) -> None:
+        extra = "" if episode.final_distance is None else f"  final distance {episode.final_distance:.3f}"
+        hz = "" if episode.phase == "seed" else f"  planning {episode.planning_hz:5.1f} Hz"
+        from tqdm import tqdm
+
+        tqdm.write(f"episode {episode.index:3d} {episode.phase:4s}  return {episode.episode_return:8.2f}{extra}"
+                   f"  success {episode.success}{hz}  fit {episode.fit_seconds:.1f} s", file=sys.stdout)
+
+    try:
+        result = train_mbrl(env, model=args.model, planner=args.planner, episodes=args.episodes,
+                            seed_episodes=args.seed_episodes, seed=args.seed, progress=True, callback=show, **settings)
+    except ConfigError as err:
+        print(f"mbrl-control train: {err}", file=sys.stderr)
+        return 2
+    finally:
+        env.close()
+    paths = write_report(result, out, {"env": args.env, "model": args.model, "planner": args.planner,
+                                       "seed": args.seed, "settings": settings})
+    learned = [e for e in result.episodes if e.phase == "mpc"]
+    if learned and learned[-1].success is not None:
+        print(f"success in {sum(bool(e.success) for e in learned)} of {len(learned)} planned episodes; "
+              f"last: {'reached' if learned[-1].success else 'missed'}")
+    print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
 
@@ -86,6 +148,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mbrl-control", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
+    p = commands.add_parser("train", help="learn a task from scratch by model-based RL (MPC through a learned model)")
+    p.add_argument("--env", default="mbrl_control/ArmReach-v0", help="gymnasium id (default: %(default)s)")
+    p.add_argument("--model", default="ensemble", choices=("ensemble", "gp", "mlp", "de"))
+    p.add_argument("--planner", default="cem", choices=("cem", "mppi", "random", "gradient", "cem_gradient"))
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--seed-episodes", type=int, default=1, help="episodes of random actions first")
+    p.add_argument("--episode-length", type=int, default=None, help="override the env's episode length")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="any loop, MPC, optimiser or model setting, e.g. --set horizon=8 --set hidden=128")
+    p.add_argument("--out", default="runs/mbrl", help="directory for episodes.csv/json, learning_curve.png, "
+                   "model.pt and transitions.npz (default: %(default)s)")
+    p.set_defaults(func=train)
+
     p = commands.add_parser("demo", help="run the simulated arm and print per-episode results")
     p.add_argument("--episodes", type=int, default=5)
     p.add_argument("--episode-length", type=int, default=100)
@@ -102,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "episodes", 1) < 1 or getattr(args, "episode_length", 1) < 1 or getattr(args, "steps", 0) < 0:
+    length = getattr(args, "episode_length", None)
+    if getattr(args, "episodes", 1) < 1 or (length is not None and length < 1) or getattr(args, "steps", 0) < 0:
         build_parser().error("--episodes and --episode-length must be positive, --steps non-negative")
     return args.func(args)
 

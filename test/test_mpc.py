@@ -16,7 +16,7 @@ class Broken(Integrator):
     def sample(self, obs, act, members=None, generator=None):
         return torch.full_like(obs, float("nan"))
 
-    def sample_member_blocks(self, obs, act, generator=None):
+    def sample_member_blocks(self, obs, act, noise=None, generator=None):
         return self.sample(obs, act)
 
     def predict(self, obs, act):
@@ -47,7 +47,7 @@ def test_nan_model_gives_the_safe_action():
     np.testing.assert_array_equal(action, [0.0, 0.0])
     assert mpc.fallbacks == 1
     mpc.set_model(Integrator())
-    assert mpc.act(np.array([0.5, 0.5]))[0] < -0.5 and mpc.fallbacks == 1
+    assert mpc.act(np.array([0.5, 0.5]))[0] < -0.2 and mpc.fallbacks == 1  # plans toward the origin again
 
 
 def test_time_budget_is_the_optimiser_deadline():

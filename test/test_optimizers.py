@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mbrl_control.config import ConfigError
-from mbrl_control.planning import CEM, MPPI, RandomShooting
+from mbrl_control.planning import CEM, MPPI, CEMGradient, GradientShooting, RandomShooting
 
 H, A = 5, 2
 LOW, HIGH = -torch.ones(A), torch.ones(A)
@@ -26,13 +26,13 @@ def himmelblau(actions: torch.Tensor) -> torch.Tensor:
 
 
 def make(name: str, horizon: int = H, **overrides):
-    cls = {"cem": CEM, "mppi": MPPI, "random": RandomShooting}[name]
+    cls = {"cem": CEM, "mppi": MPPI, "random": RandomShooting, "gradient": GradientShooting, "cem_gradient": CEMGradient}[name]
     return cls(horizon, LOW, HIGH, **overrides)
 
 
 @pytest.mark.parametrize(
     "name, overrides, tolerance",
-    [("cem", {"iterations": 10}, 0.02), ("mppi", {"iterations": 30, "population": 500, "temperature": 0.05, "noise_std": 0.2}, 0.05)],
+    [("cem", {"iterations": 10, "population": 400, "elites": 40}, 0.02), ("gradient", {"steps": 100}, 0.01), ("mppi", {"iterations": 30, "population": 500, "temperature": 0.05, "noise_std": 0.2}, 0.05)],
 )
 def test_finds_the_minimiser_of_a_shifted_quadratic(name, overrides, tolerance):
     result = make(name, **overrides).optimize(quadratic, generator=torch.Generator().manual_seed(0))
@@ -50,6 +50,20 @@ def test_finds_a_global_minimum_of_a_non_convex_function(name, overrides):
     assert result.cost < 0.05, result
 
 
+def test_gradient_refinement_finishes_what_cem_started():
+    generator = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    sampled = make("cem", iterations=2).optimize(quadratic, generator=generator())
+    refined = make("cem_gradient", iterations=2, refine_steps=20, learning_rate=0.05).optimize(quadratic, generator=generator())
+    assert refined.cost < 0.5 * sampled.cost
+    assert refined.iterations > sampled.iterations
+
+
+def test_gradient_shooting_never_touches_the_cost_parameters():
+    weight = torch.ones(1, requires_grad=True)
+    result = make("gradient", steps=5).optimize(lambda a: weight * quadratic(a), generator=torch.Generator().manual_seed(0))
+    assert weight.grad is None and result.iterations == 5
+
+
 def test_random_shooting_beats_its_start():
     start = torch.zeros(H, A)
     result = make("random", population=2000).optimize(quadratic, initial=start, generator=torch.Generator().manual_seed(0))
@@ -57,7 +71,7 @@ def test_random_shooting_beats_its_start():
     assert result.cost < 0.5 * float(quadratic(torch.zeros(1, H, A))[0])
 
 
-@pytest.mark.parametrize("name", ["cem", "mppi", "random"])
+@pytest.mark.parametrize("name", ["cem", "mppi", "random", "gradient", "cem_gradient"])
 def test_bounds_are_never_violated(name):
     seen = []
 
@@ -72,7 +86,7 @@ def test_bounds_are_never_violated(name):
     assert result.cost < float(recording(optimizer.initial()[None])[0])  # moved toward the corner
 
 
-@pytest.mark.parametrize("name", ["cem", "mppi"])
+@pytest.mark.parametrize("name", ["cem", "mppi", "gradient"])
 def test_deadline_stops_after_the_first_iteration(name):
     calls = []
 
@@ -80,14 +94,14 @@ def test_deadline_stops_after_the_first_iteration(name):
         calls.append(1)
         return quadratic(actions)
 
-    optimizer = make(name, iterations=50)
+    optimizer = make(name, **({"steps": 50} if name == "gradient" else {"iterations": 50}))
     result = optimizer.optimize(counting, deadline=time.perf_counter() - 1.0, generator=torch.Generator().manual_seed(0))
-    assert result.iterations == 1 and result.actions.shape == (H, A)
+    assert result.iterations <= 1 and result.actions.shape == (H, A)
     unlimited = optimizer.optimize(quadratic, generator=torch.Generator().manual_seed(0))
     assert unlimited.iterations > 1
 
 
-@pytest.mark.parametrize("name", ["cem", "mppi", "random"])
+@pytest.mark.parametrize("name", ["cem", "mppi", "random", "gradient", "cem_gradient"])
 def test_same_seed_same_plan(name):
     a = make(name).optimize(quadratic, generator=torch.Generator().manual_seed(3))
     b = make(name).optimize(quadratic, generator=torch.Generator().manual_seed(3))
@@ -111,5 +125,7 @@ def test_bad_settings_are_refused():
         make("cem", population=10, elites=50)
     with pytest.raises(ConfigError, match="temperature = 0.0: must be > 0"):
         make("mppi", temperature=0.0)
+    with pytest.raises(ConfigError, match="refine_candidates = 20: must not exceed elites = 10"):
+        make("cem_gradient", refine_candidates=20)
     with pytest.raises(ValueError, match="low < high"):
         CEM(H, HIGH, LOW)

@@ -30,7 +30,7 @@ class MemberEcho:
     def __init__(self, members: int) -> None:
         self.config = FakeConfig(members)
 
-    def sample_member_blocks(self, obs, act, generator=None):
+    def sample_member_blocks(self, obs, act, noise=None, generator=None):
         return obs + block_members(self.config.members, len(obs))[:, None].float()
 
     def predict(self, obs, act):
@@ -98,7 +98,7 @@ class Integrator:
     def sample(self, obs, act, members=None, generator=None):
         return obs + 0.1 * act
 
-    def sample_member_blocks(self, obs, act, generator=None):
+    def sample_member_blocks(self, obs, act, noise=None, generator=None):
         return self.sample(obs, act)
 
     def predict(self, obs, act):

@@ -33,7 +33,8 @@ class ArmReach(gym.Env):
     also exposed as ``reward_fn`` for planners: ``reward_fn(obs, act, next_obs)``
     batched over numpy arrays or torch tensors). ``info["success"]`` is true while the
     end effector is within ``success_distance`` of the target; ``info["distance"]`` gives
-    the true distance. Episodes never terminate; they truncate after ``episode_length``
+    the true distance. ``goal_dims = 3``: the target is the observation's goal part, which
+    learned dynamics models carry through instead of predicting. Episodes never terminate; they truncate after ``episode_length``
     ticks. Each reset draws a new target in the reachable workspace: the end effector of
     a random collision-free pose, above the table and away from the base.
 
@@ -65,6 +66,7 @@ class ArmReach(gym.Env):
         n = self.sim.n_joints
         self.reward_fn = functools.partial(reach_reward, action_cost=self.config.action_cost)
         self.termination_fn = None
+        self.goal_dims = 3  # the target closes the observation; dynamics models carry it through
 
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(n,), dtype=np.float32)
         reach = 1.0  # m; every link origin lies within a metre of the base

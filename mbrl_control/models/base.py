@@ -5,6 +5,11 @@ A model learns ``p(s' | s, a)`` as a distribution over the change of state
 ``y = norm_out(Δs)``, both normalisers fitted on the training data and stored in the
 checkpoint. Callers only see data units: ``predict(obs, act)`` returns the distribution of
 ``next_obs``.
+
+The last ``config.goal_dims`` entries of an observation may be the task's goal (ArmReach:
+the target position). The dynamics do not move it, so the model neither predicts it (it is
+carried through unchanged, with zero variance) nor takes it as input: with a new goal per
+episode, a few episodes of data would otherwise tie the dynamics to the goals seen.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ import torch
 
 from mbrl_control import __version__
 from mbrl_control.checkpoint import CheckpointError, load_torch, save_torch
-from mbrl_control.config import Config
+from mbrl_control.config import Config, ConfigError
 from mbrl_control.data.transitions import TransitionDataset
 from mbrl_control.models.normalizer import Normalizer
 
 KIND = "mbrl_control.model"
+GOAL_DIMS = "The last this many observation entries are the task's goal: carried through unchanged, not model inputs."
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,10 @@ class DynamicsModel(ABC):
     def __init__(self, obs_dim: int, act_dim: int, config: Config | None = None, **overrides: Any) -> None:
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.config = (config or self.Config()).replace(**overrides)
+        goal_dims = self.config.goal_dims
+        if goal_dims >= obs_dim:
+            raise ConfigError(f"{type(self.config).__name__}.goal_dims = {goal_dims}: must be less than obs_dim = {obs_dim}")
+        self.state_dim = obs_dim - goal_dims  # S: the entries the model predicts
         self.input_norm: Normalizer | None = None
         self.output_norm: Normalizer | None = None
         self.dataset_size = 0
@@ -101,8 +111,8 @@ class DynamicsModel(ABC):
         obs, x = self._inputs(obs, act)
         mean, aleatoric, epistemic = self._predict(x)
         out = self.output_norm
-        aleatoric, epistemic = out.denormalize_var(aleatoric), out.denormalize_var(epistemic)
-        return Prediction(obs + out.denormalize(mean), aleatoric + epistemic, aleatoric, epistemic)
+        aleatoric, epistemic = self._pad(out.denormalize_var(aleatoric)), self._pad(out.denormalize_var(epistemic))
+        return Prediction(self._next(obs, mean), aleatoric + epistemic, aleatoric, epistemic)
 
     def sample(
         self,
@@ -118,22 +128,35 @@ class DynamicsModel(ABC):
             generator: source of randomness, for reproducible rollouts.
         """
         obs, x = self._inputs(obs, act)
-        return obs + self.output_norm.denormalize(self._sample(x, members, generator))
+        return self._next(obs, self._sample(x, members, generator))
 
     def sample_member_blocks(
-        self, obs: torch.Tensor, act: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        obs: torch.Tensor,
+        act: torch.Tensor,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Like :meth:`sample` with rows laid out member-major: B divisible by the ensemble
         size E, rows ``[e·B/E, (e+1)·B/E)`` drawn from member e (TS∞, or TS1 after a
         permutation of the rows). Each member evaluates only its own block. A model with one
-        member samples every row from its predictive distribution."""
-        obs, x = self._inputs(obs, act)
-        return obs + self.output_norm.denormalize(self._sample_blocks(x, generator))
+        member samples every row from its predictive distribution.
 
-    def _sample_blocks(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """A draw of normalised ``y`` [B, obs_dim] for member-major rows; one-member models
-        need nothing more than :meth:`_sample`."""
-        return self._sample(x, None, generator)
+        Args:
+            noise: [B, obs_dim] standard-normal draws that the predicted std scales (a
+                planner passes the same draws to every candidate: common random numbers);
+                drawn from ``generator`` when None.
+        """
+        obs, x = self._inputs(obs, act)
+        if noise is None:
+            noise = torch.randn(obs.shape, generator=generator)
+        return self._next(obs, self._sample_blocks(x, noise[:, : self.state_dim]))
+
+    def _sample_blocks(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """``mean + std · noise`` of normalised ``y`` [B, S] for member-major rows (``noise``
+        [B, S]); one-member models draw from their predictive distribution."""
+        mean, aleatoric, epistemic = self._predict(x)
+        return mean + (aleatoric + epistemic).sqrt() * noise
 
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint atomically (write, then rename over ``path``)."""
@@ -219,20 +242,32 @@ class DynamicsModel(ABC):
             raise RuntimeError(f"the {self.name} model has not been fitted yet")
 
     def _raw_xy(self, data: TransitionDataset) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.as_tensor(np.concatenate([data.obs, data.act], axis=1), dtype=torch.float32)
-        dy = torch.as_tensor(data.next_obs - data.obs, dtype=torch.float32)
+        S = self.state_dim
+        x = torch.as_tensor(np.concatenate([data.obs[:, :S], data.act], axis=1), dtype=torch.float32)
+        dy = torch.as_tensor(data.next_obs[:, :S] - data.obs[:, :S], dtype=torch.float32)
         return x, dy
 
     def _inputs(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Checked float32 ``obs`` [B, obs_dim] and normalised inputs [B, obs_dim + act_dim]."""
+        """Checked float32 ``obs`` [B, obs_dim] and normalised inputs [B, S + act_dim]."""
         self._require_fitted()
         obs = torch.as_tensor(obs, dtype=torch.float32)
         act = torch.as_tensor(act, dtype=torch.float32)
         if obs.ndim != 2 or act.ndim != 2 or obs.shape[0] != act.shape[0]:
             raise ValueError(f"obs and act must be [B, ·] with the same B, got {list(obs.shape)} and {list(act.shape)}")
         self._check_dims(obs.shape[1], act.shape[1], "input")
-        x = torch.cat([obs, act], dim=1)
+        x = torch.cat([obs[:, : self.state_dim], act], dim=1)
         if not torch.isfinite(x).all():
             bad = torch.nonzero(~torch.isfinite(x).all(dim=1)).flatten()[:10].tolist()
             raise ValueError(f"obs/act have NaN/inf in row(s) {bad}")
         return obs, self.input_norm.normalize(x)
+
+    def _next(self, obs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``next_obs`` [B, obs_dim] from ``obs`` and a normalised change ``y`` [B, S]; the
+        goal entries are carried over."""
+        S = self.state_dim
+        moved = obs[:, :S] + self.output_norm.denormalize(y)
+        return moved if S == self.obs_dim else torch.cat([moved, obs[:, S:]], dim=1)
+
+    def _pad(self, var: torch.Tensor) -> torch.Tensor:
+        """Variance [B, S] extended with zeros for the goal entries: [B, obs_dim]."""
+        return var if self.state_dim == self.obs_dim else torch.cat([var, var.new_zeros(len(var), self.obs_dim - self.state_dim)], 1)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mbrl_control.config import Config, param
-from mbrl_control.models.base import DynamicsModel, FitReport
+from mbrl_control.models.base import GOAL_DIMS, DynamicsModel, FitReport
 
 ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
 # An epoch is at least this many minibatches (small datasets are passed over several
@@ -53,6 +53,7 @@ class EnsembleConfig(Config):
     patience: int = param(30, "Stop after this many epochs without a better validation loss.", low=1, high=10_000)
     val_fraction: float = param(0.2, "Fraction of episodes held out for early stopping.", low=0.0, high=0.9)
     seed: int = param(0, "Seed of initialisation, bootstrap and minibatch order.", low=0)
+    goal_dims: int = param(0, GOAL_DIMS, low=0, read_only=True)
 
 
 class EnsembleLinear(nn.Module):
@@ -120,7 +121,7 @@ class EnsembleModel(DynamicsModel):
     def __init__(self, obs_dim: int, act_dim: int, config: EnsembleConfig | None = None, **overrides: Any) -> None:
         super().__init__(obs_dim, act_dim, config, **overrides)
         torch.manual_seed(self.config.seed)
-        self.network = EnsembleNetwork(self.config, obs_dim + act_dim, obs_dim)
+        self.network = EnsembleNetwork(self.config, self.state_dim + act_dim, self.state_dim)
 
     def _fit(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> FitReport:
         cfg, net = self.config, self.network
@@ -188,21 +189,22 @@ class EnsembleModel(DynamicsModel):
             members = torch.randint(self.config.members, (len(x),), generator=generator)
         mean, logvar = self._forward_all(x)  # every member on every row, then pick
         rows = torch.arange(len(x))
-        return self._draw(mean[members, rows], logvar[members, rows] if logvar is not None else None, generator)
+        noise = torch.randn(mean.shape[1:], generator=generator)
+        return self._draw(mean[members, rows], logvar[members, rows] if logvar is not None else None, noise)
 
-    def _sample_blocks(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def _sample_blocks(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         E, B = self.config.members, len(x)
         if B % E:
             raise ValueError(f"member-major sampling needs a multiple of {E} rows, got {B}")
         mean, logvar = self.network(x.view(E, B // E, -1))
-        return self._draw(mean.reshape(B, -1), logvar.reshape(B, -1) if logvar is not None else None, generator)
+        return self._draw(mean.reshape(B, -1), logvar.reshape(B, -1) if logvar is not None else None, noise)
 
     @staticmethod
-    def _draw(mean: torch.Tensor, logvar: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
-        """``mean`` [B, out] plus N(0, exp(logvar)) noise (probabilistic members)."""
+    def _draw(mean: torch.Tensor, logvar: torch.Tensor | None, noise: torch.Tensor) -> torch.Tensor:
+        """``mean`` [B, out] plus ``exp(logvar / 2) · noise`` (probabilistic members)."""
         if logvar is None:
             return mean
-        return mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=generator)
+        return mean + torch.exp(0.5 * logvar) * noise
 
     def _state(self) -> dict[str, Any]:
         return {"network": self.network.state_dict()}

@@ -1,5 +1,5 @@
 """Gaussian-process dynamics: one independent GP per output dimension, as a gpytorch
-batch GP (batch shape [obs_dim]) over the shared inputs ``[s, a]``.
+batch GP (batch shape [S], the predicted state entries) over the shared inputs ``[s, a]``.
 
 Each GP has a constant mean and a scaled ARD kernel (RBF or Matérn-5/2) plus Gaussian
 noise. Up to ``exact_limit`` training points the posterior is exact: hyperparameters
@@ -24,7 +24,7 @@ import gpytorch
 import torch
 
 from mbrl_control.config import Config, param
-from mbrl_control.models.base import DynamicsModel, FitReport
+from mbrl_control.models.base import GOAL_DIMS, DynamicsModel, FitReport
 
 PREDICT_CHUNK = 1024  # rows per batch of kernel evaluations at prediction time
 
@@ -44,6 +44,7 @@ class GPConfig(Config):
     min_noise: float = param(1e-4, "Smallest noise variance (normalised units).", low=0.0, low_exclusive=True, high=1.0)
     val_fraction: float = param(0.0, "Fraction of episodes held out (GPs need no early stopping).", low=0.0, high=0.9)
     seed: int = param(0, "Seed of subset choice, inducing-point initialisation and minibatch order.", low=0)
+    goal_dims: int = param(0, GOAL_DIMS, low=0, read_only=True)
 
 
 def _kernel(cfg: GPConfig, in_dim: int, out_dim: int) -> gpytorch.kernels.Kernel:
@@ -103,7 +104,7 @@ class GPModel(DynamicsModel):
 
     def _new_likelihood(self) -> gpytorch.likelihoods.GaussianLikelihood:
         return gpytorch.likelihoods.GaussianLikelihood(
-            batch_shape=torch.Size([self.obs_dim]),
+            batch_shape=torch.Size([self.state_dim]),
             noise_constraint=gpytorch.constraints.GreaterThan(self.config.min_noise),
         )
 
@@ -145,7 +146,7 @@ class GPModel(DynamicsModel):
     def _fit_sparse(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> FitReport:
         cfg = self.config
         m = min(cfg.inducing_points, len(x))
-        starts = torch.stack([x[torch.randperm(len(x), generator=generator)[:m]] for _ in range(self.obs_dim)])
+        starts = torch.stack([x[torch.randperm(len(x), generator=generator)[:m]] for _ in range(self.state_dim)])
         self.gp = BatchSparseGP(starts.clone(), cfg)
         report = FitReport(notes=f"sparse variational GP, {m} inducing points, {len(x)} rows")
         elbo = gpytorch.mlls.VariationalELBO(self.likelihood, self.gp, num_data=len(x))
@@ -172,7 +173,7 @@ class GPModel(DynamicsModel):
         self.gp.eval()
         self.likelihood.eval()
         with torch.no_grad():
-            self._predict(torch.zeros(1, self.obs_dim + self.act_dim))
+            self._predict(torch.zeros(1, self.state_dim + self.act_dim))
 
     def _predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         means, variances = [], []
@@ -188,8 +189,7 @@ class GPModel(DynamicsModel):
         return mean, aleatoric, epistemic
 
     def _sample(self, x: torch.Tensor, members: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
-        mean, aleatoric, epistemic = self._predict(x)
-        return mean + (aleatoric + epistemic).sqrt() * torch.randn(mean.shape, generator=generator)
+        return self._sample_blocks(x, torch.randn((len(x), self.state_dim), generator=generator))
 
     def _state(self) -> dict[str, Any]:
         state = {

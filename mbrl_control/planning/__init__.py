@@ -4,6 +4,10 @@ from mbrl_control.planning.optimizers import (
     CEM,
     MPPI,
     CEMConfig,
+    CEMGradient,
+    CEMGradientConfig,
+    GradientConfig,
+    GradientShooting,
     MPPIConfig,
     OptimizerResult,
     RandomShooting,
@@ -13,6 +17,6 @@ from mbrl_control.planning.optimizers import (
 from mbrl_control.planning.propagation import PROPAGATIONS, trajectory_cost
 
 __all__ = [
-    "CEM", "MPPI", "CEMConfig", "MPPIConfig", "OptimizerResult", "RandomShooting",
+    "CEM", "MPPI", "CEMConfig", "CEMGradient", "CEMGradientConfig", "GradientConfig", "GradientShooting", "MPPIConfig", "OptimizerResult", "RandomShooting",
     "RandomShootingConfig", "TrajectoryOptimizer", "PROPAGATIONS", "trajectory_cost",
 ]

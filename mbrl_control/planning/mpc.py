@@ -19,23 +19,43 @@ import torch
 
 from mbrl_control.config import Config, param
 from mbrl_control.models.base import DynamicsModel
-from mbrl_control.planning.optimizers import CEM, MPPI, OptimizerResult, RandomShooting, TrajectoryOptimizer
+from mbrl_control.planning.optimizers import (
+    CEM,
+    MPPI,
+    CEMConfig,
+    CEMGradient,
+    CEMGradientConfig,
+    GradientConfig,
+    GradientShooting,
+    MPPIConfig,
+    OptimizerResult,
+    RandomShooting,
+    RandomShootingConfig,
+    TrajectoryOptimizer,
+)
 from mbrl_control.planning.propagation import PROPAGATIONS, RewardFn, TerminationFn, trajectory_cost
 
-OPTIMIZERS: dict[str, type[TrajectoryOptimizer]] = {"cem": CEM, "mppi": MPPI, "random": RandomShooting}
+OPTIMIZERS: dict[str, type[TrajectoryOptimizer]] = {
+    "cem": CEM, "mppi": MPPI, "random": RandomShooting, "gradient": GradientShooting, "cem_gradient": CEMGradient,
+}
+OPTIMIZER_CONFIGS: dict[str, type[Config]] = {
+    "cem": CEMConfig, "mppi": MPPIConfig, "random": RandomShootingConfig,
+    "gradient": GradientConfig, "cem_gradient": CEMGradientConfig,
+}
 
 
 @dataclass(frozen=True)
 class MPCConfig(Config):
     """Settings of the MPC controller (the optimiser has its own config)."""
 
-    horizon: int = param(15, "Planning horizon in control ticks.", low=1, high=200)
+    horizon: int = param(8, "Planning horizon in control ticks.", low=1, high=200)
     optimizer: str = param("cem", "Trajectory optimiser.", choices=tuple(OPTIMIZERS))
-    particles: int = param(20, "Rollouts per candidate sequence (rounded up to a multiple of the ensemble size).", low=1, high=1000)
+    particles: int = param(5, "Rollouts per candidate sequence (rounded up to a multiple of the ensemble size; 5 = one per member).", low=1, high=1000)
     propagation: str = param("ts_inf", "How particles use the model's uncertainty.", choices=PROPAGATIONS)
     risk: float = param(0.0, "k in the candidate score mean - k·std over particles.", low=0.0, high=100.0)
     time_budget: float = param(0.0, "Seconds of planning per tick before the best plan so far is used; 0 = no limit.", low=0.0, high=10.0)
     seed: int = param(0, "Seed of the planner's sampling.", low=0)
+    threads: int = param(1, "torch threads while planning (process-wide; 1 beats 2 on a busy 2-core computer, see benchmarks/planning_rate.py).", low=1, high=256)
 
 
 class MPCController:
@@ -82,6 +102,8 @@ class MPCController:
     def act(self, obs: np.ndarray) -> np.ndarray:
         """The action [A] (float32) to execute now, from observation ``obs`` [obs_dim]."""
         start = time.perf_counter()
+        if torch.get_num_threads() != self.config.threads:
+            torch.set_num_threads(self.config.threads)
         deadline = start + self.config.time_budget if self.config.time_budget > 0 else None
         cost = trajectory_cost(
             self.model, torch.as_tensor(obs, dtype=torch.float32), self.reward_fn,

@@ -9,9 +9,17 @@ control tick is never missed because of planning. The first iteration always run
 
 * Random shooting: N uniform sequences, keep the best.
 * CEM: sample from a diagonal Gaussian, refit it to the ``elites`` lowest-cost samples,
-  smooth with ``alpha`` (``μ ← α μ + (1 - α) μ_elites``, the same for σ²).
+  smooth with ``alpha`` (``μ ← α μ + (1 - α) μ_elites``, the same for σ²); the plan is the
+  final mean (PETS), not the single best sample, whose first action carries its sampling
+  noise: measured on ArmReach, the best sample jitters around the target and drifts off it.
 * MPPI: perturb the mean by ``N(0, σ²)``, average the samples with weights
   ``softmax(-(J - min J) / λ)``; the plan is that average (its cost is evaluated).
+* Gradient shooting (seed 003, trajectory optimisation with derivatives): Adam on a batch
+  of sequences through the differentiable cost, projected back into the bounds after each
+  step; alone (from the warm start and random restarts) or refining CEM's best elites.
+
+The sampling optimisers evaluate the cost under ``torch.no_grad()``; gradient shooting
+needs a cost that is differentiable in the actions (:func:`trajectory_cost` is).
 """
 
 from __future__ import annotations
@@ -31,23 +39,25 @@ Cost = Callable[[torch.Tensor], torch.Tensor]  # actions [N, H, A] -> cost [N]
 @dataclass(frozen=True)
 class OptimizerResult:
     """Best action sequence ``actions`` [H, A] found, its ``cost``, and how many
-    iterations ran before convergence, the iteration limit or the deadline."""
+    iterations ran before convergence, the iteration limit or the deadline. ``elites``
+    [K, H, A] are the best sequences of the last iteration, cheapest first (CEM)."""
 
     actions: torch.Tensor
     cost: float
     iterations: int
+    elites: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
 class RandomShootingConfig(Config):
-    population: int = param(1000, "Sequences sampled uniformly in the action bounds.", low=1, high=1_000_000)
+    population: int = param(500, "Sequences sampled uniformly in the action bounds.", low=1, high=1_000_000)
 
 
 @dataclass(frozen=True)
 class CEMConfig(Config):
-    population: int = param(400, "Sequences sampled per iteration.", low=2, high=1_000_000)
-    elites: int = param(40, "Lowest-cost samples the sampling distribution is refitted to.", low=1, high=1_000_000)
-    iterations: int = param(5, "Refits per optimisation.", low=1, high=1000)
+    population: int = param(100, "Sequences sampled per iteration.", low=2, high=1_000_000)
+    elites: int = param(10, "Lowest-cost samples the sampling distribution is refitted to.", low=1, high=1_000_000)
+    iterations: int = param(2, "Refits per optimisation (the warm start carries the search across ticks).", low=1, high=1000)
     alpha: float = param(0.1, "Smoothing: weight of the previous mean and variance in each refit.", low=0.0, high=1.0 - 1e-9)
     initial_std: float = param(0.5, "Initial std as a fraction of the half-range of the action bounds.", low=0.0, low_exclusive=True, high=10.0)
     min_std: float = param(1e-3, "Stop refitting once every std is below this (action units).", low=0.0, high=1.0)
@@ -59,10 +69,32 @@ class CEMConfig(Config):
 
 @dataclass(frozen=True)
 class MPPIConfig(Config):
-    population: int = param(400, "Perturbed sequences per iteration.", low=1, high=1_000_000)
+    population: int = param(200, "Perturbed sequences per iteration.", low=1, high=1_000_000)
     iterations: int = param(1, "Updates of the mean per optimisation.", low=1, high=1000)
     temperature: float = param(0.1, "λ in the weights softmax(-(J - min J)/λ), in cost units.", low=0.0, low_exclusive=True, high=1e6)
     noise_std: float = param(0.3, "σ of the perturbations, as a fraction of the half-range of the action bounds.", low=0.0, low_exclusive=True, high=10.0)
+
+
+@dataclass(frozen=True)
+class GradientConfig(Config):
+    candidates: int = param(8, "Sequences descended in parallel: the warm start and random restarts around it.", low=1, high=100_000)
+    steps: int = param(10, "Adam steps per optimisation.", low=1, high=10_000)
+    learning_rate: float = param(0.1, "Adam step size, as a fraction of the half-range of the action bounds.", low=0.0, low_exclusive=True, high=10.0)
+    initial_std: float = param(0.5, "Spread of the restarts around the start, as a fraction of the half-range.", low=0.0, high=10.0)
+
+
+@dataclass(frozen=True)
+class CEMGradientConfig(CEMConfig):
+    refine_candidates: int = param(4, "CEM's final plan and best elites refined by gradient steps.", low=1, high=100_000)
+    refine_steps: int = param(3, "Adam steps on the refined sequences.", low=1, high=10_000)
+    learning_rate: float = param(0.05, "Adam step size, as a fraction of the half-range of the action bounds.", low=0.0, low_exclusive=True, high=10.0)
+
+    def check(self) -> None:
+        super().check()
+        if self.refine_candidates > self.elites:
+            raise ConfigError(
+                f"CEMGradientConfig.refine_candidates = {self.refine_candidates}: must not exceed elites = {self.elites}"
+            )
 
 
 class TrajectoryOptimizer(ABC):
@@ -125,6 +157,7 @@ class RandomShooting(TrajectoryOptimizer):
     def __init__(self, horizon: int, low: torch.Tensor, high: torch.Tensor, config: RandomShootingConfig | None = None, **overrides) -> None:
         super().__init__((config or RandomShootingConfig()).replace(**overrides), horizon, low, high)
 
+    @torch.no_grad()
     def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
         shape = (self.config.population, self.horizon, len(self.low))
         samples = self.low + (self.high - self.low) * torch.rand(shape, generator=generator)
@@ -141,11 +174,12 @@ class CEM(TrajectoryOptimizer):
     def __init__(self, horizon: int, low: torch.Tensor, high: torch.Tensor, config: CEMConfig | None = None, **overrides) -> None:
         super().__init__((config or CEMConfig()).replace(**overrides), horizon, low, high)
 
+    @torch.no_grad()
     def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
         cfg = self.config
         mean = self.start(initial)
         var = (cfg.initial_std * self.half_range).expand_as(mean) ** 2
-        best_actions, best_cost, iterations = mean, float("inf"), 0
+        iterations = 0
         while _keep_going(iterations, cfg.iterations, deadline):
             # keep two standard deviations inside the bounds, so clipping rarely bites
             std = torch.minimum(var, torch.minimum(mean - self.low, self.high - mean).square() / 4).sqrt()
@@ -153,15 +187,13 @@ class CEM(TrajectoryOptimizer):
             samples = self.clip(mean + std * noise)
             costs = cost(samples)
             order = torch.argsort(costs)
-            if costs[order[0]] < best_cost:
-                best_cost, best_actions = float(costs[order[0]]), samples[order[0]]
             elites = samples[order[: cfg.elites]]
             mean = cfg.alpha * mean + (1 - cfg.alpha) * elites.mean(0)
             var = cfg.alpha * var + (1 - cfg.alpha) * elites.var(0, unbiased=False)
             iterations += 1
             if torch.all(var.sqrt() < cfg.min_std):
                 break
-        return OptimizerResult(best_actions, best_cost, iterations)
+        return OptimizerResult(mean, float(cost(mean[None])[0]), iterations, elites)
 
 
 class MPPI(TrajectoryOptimizer):
@@ -170,6 +202,7 @@ class MPPI(TrajectoryOptimizer):
     def __init__(self, horizon: int, low: torch.Tensor, high: torch.Tensor, config: MPPIConfig | None = None, **overrides) -> None:
         super().__init__((config or MPPIConfig()).replace(**overrides), horizon, low, high)
 
+    @torch.no_grad()
     def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
         cfg = self.config
         mean = self.start(initial)
@@ -183,3 +216,77 @@ class MPPI(TrajectoryOptimizer):
             mean = torch.einsum("n,nha->ha", weights, samples)  # a convex combination: inside the bounds
             iterations += 1
         return OptimizerResult(mean, float(cost(mean[None])[0]), iterations)
+
+
+def descend(
+    optimizer: TrajectoryOptimizer,
+    cost: Cost,
+    candidates: torch.Tensor,
+    steps: int,
+    learning_rate: float,
+    deadline: float | None,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, float, int]:
+    """Adam on ``candidates`` [K, H, A] to lower ``cost``, each step projected into the
+    bounds; returns the best sequence [H, A] seen, its cost and the steps taken.
+
+    Actions are optimised in units of the half-range, ``a = center + half_range · u`` with
+    ``u ∈ [-1, 1]``. Every step reuses the same random numbers (the generator's state is
+    rewound), so the particles' noise is fixed and the objective is deterministic.
+    """
+    center, half = optimizer.center, optimizer.half_range
+    u = ((candidates - center) / half).clamp(-1, 1).requires_grad_(True)
+    adam = torch.optim.Adam([u], lr=learning_rate)
+    state = generator.get_state() if generator is not None else None
+    best_actions, best_cost, taken = candidates[0], float("inf"), 0
+    while True:
+        if state is not None:
+            generator.set_state(state)
+        with torch.enable_grad():
+            costs = cost(center + half * u)
+        values = costs.detach()
+        k = int(torch.argmin(values))
+        if float(values[k]) < best_cost:
+            best_cost, best_actions = float(values[k]), (center + half * u[k]).detach().clone()
+        out_of_time = deadline is not None and time.perf_counter() >= deadline
+        if taken >= steps or out_of_time or not costs.requires_grad:
+            return best_actions, best_cost, taken
+        (grad,) = torch.autograd.grad(costs.sum(), u)  # only the actions, never the model's weights
+        u.grad = grad
+        adam.step()
+        with torch.no_grad():
+            u.clamp_(-1, 1)
+        taken += 1
+
+
+class GradientShooting(TrajectoryOptimizer):
+    """Adam on ``candidates`` sequences at once: the warm start and random restarts."""
+
+    def __init__(self, horizon: int, low: torch.Tensor, high: torch.Tensor, config: GradientConfig | None = None, **overrides) -> None:
+        super().__init__((config or GradientConfig()).replace(**overrides), horizon, low, high)
+
+    def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
+        cfg = self.config
+        start = self.start(initial)
+        noise = torch.randn((cfg.candidates, *start.shape), generator=generator)
+        noise[0] = 0.0  # the start itself is one of the candidates
+        candidates = self.clip(start + cfg.initial_std * self.half_range * noise)
+        actions, best, steps = descend(self, cost, candidates, cfg.steps, cfg.learning_rate, deadline, generator)
+        return OptimizerResult(actions, best, steps)
+
+
+class CEMGradient(CEM):
+    """CEM, then Adam steps on its ``refine_candidates`` best elites (a sampler finds the
+    basin, the gradient finishes the descent)."""
+
+    def __init__(self, horizon: int, low: torch.Tensor, high: torch.Tensor, config: CEMGradientConfig | None = None, **overrides) -> None:
+        TrajectoryOptimizer.__init__(self, (config or CEMGradientConfig()).replace(**overrides), horizon, low, high)
+
+    def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
+        cfg = self.config
+        sampled = super().optimize(cost, initial, deadline, generator)
+        candidates = torch.cat([sampled.actions[None], sampled.elites[: cfg.refine_candidates - 1]])
+        actions, best, steps = descend(self, cost, candidates, cfg.refine_steps, cfg.learning_rate, deadline, generator)
+        if sampled.cost <= best:
+            return sampled
+        return OptimizerResult(actions, best, sampled.iterations + steps, sampled.elites)

@@ -6,6 +6,9 @@ minimise. Each candidate sequence is rolled out by ``P`` particles; its score is
 predicted return over them (minus ``risk`` times their standard deviation), and the cost is
 the negative score.
 
+Aleatoric noise is drawn once per particle and step and shared by all candidates (common
+random numbers): the best candidate is then the best plan, not the luckiest draw.
+
 Propagation (how a particle picks its model):
   ``ts_inf``       a member fixed per particle for the whole horizon: rows are laid out
                    member-major, so each member evaluates only its own block of rows;
@@ -39,7 +42,9 @@ def trajectory_cost(
     risk: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The cost of action sequences from state ``obs`` [obs_dim] under ``model``.
+    """The cost of action sequences from state ``obs`` [obs_dim] under ``model``:
+    differentiable in the actions where the model is (callers that only sample wrap it in
+    ``torch.no_grad()``).
 
     Args:
         particles: rollouts per candidate, P (rounded up to a multiple of the ensemble
@@ -57,7 +62,6 @@ def trajectory_cost(
         particles = -(-particles // members) * members
     obs = torch.as_tensor(obs, dtype=torch.float32)
 
-    @torch.no_grad()
     def cost(actions: torch.Tensor) -> torch.Tensor:
         n, horizon, _ = actions.shape
         rows = n * particles
@@ -69,12 +73,16 @@ def trajectory_cost(
             act = actions[:, t].repeat(particles, 1)
             if propagation == "expectation":
                 next_state = model.predict(state, act).mean
-            elif propagation == "ts_inf":
-                next_state = model.sample_member_blocks(state, act, generator=generator)
-            else:  # ts1: shuffle particles into member blocks, sample, unshuffle
-                order = torch.randperm(rows, generator=generator)
-                next_state = torch.empty_like(state)
-                next_state[order] = model.sample_member_blocks(state[order], act[order], generator=generator)
+            else:
+                # common random numbers: particle p draws the same noise for every candidate,
+                # so candidates are compared on the same futures, not on lucky draws
+                noise = torch.randn((particles, 1, obs.shape[-1]), generator=generator).expand(-1, n, -1).reshape(rows, -1)
+                if propagation == "ts_inf":
+                    next_state = model.sample_member_blocks(state, act, noise)
+                else:  # ts1: shuffle particles into member blocks, sample, unshuffle
+                    order = torch.randperm(rows, generator=generator)
+                    next_state = torch.empty_like(state)
+                    next_state[order] = model.sample_member_blocks(state[order], act[order], noise[order])
             returns = returns + torch.where(alive, reward_fn(state, act, next_state), 0.0)
             if termination_fn is not None:
                 alive = alive & ~termination_fn(state, act, next_state)

@@ -1,0 +1,245 @@
+"""The model-based RL loop (seed 000, "MBRL versions"; PETS in seed 004).
+
+    0.5  random data → fit the model once → plan with MPC; the model never sees the
+         states its plans lead to.
+    1.0  as 0.5, but plans run open loop for ``horizon`` steps (replan only when the plan
+         is used up), and the data of every episode are aggregated and the model refitted.
+    1.5  MPC: replan at every step from the measured state, aggregate data and refit every
+         ``retrain_every`` steps, or after each episode (the default).
+
+Each run starts with ``seed_episodes`` episodes of uniformly random actions. Any
+gymnasium ``Env`` with Box spaces works; the planner needs the task's batched torch
+``reward_fn(obs, act, next_obs) -> [B]`` (and optionally ``termination_fn``).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from mbrl_control.config import Config, ConfigError, param, split_overrides
+from mbrl_control.data.transitions import TransitionDataset
+from mbrl_control.models import PRESETS, MODELS, make_model
+from mbrl_control.models.base import DynamicsModel, FitReport
+from mbrl_control.planning.mpc import OPTIMIZER_CONFIGS, MPCConfig, MPCController
+from mbrl_control.planning.propagation import RewardFn, TerminationFn
+
+VERSIONS = ("0.5", "1.0", "1.5")
+
+
+@dataclass(frozen=True)
+class MBRLConfig(Config):
+    """Settings of the loop itself (the model, MPC and optimiser have their own)."""
+
+    version: str = param("1.5", "MBRL version: 0.5 fit once, 1.0 open-loop plans + refit per episode, 1.5 MPC.", choices=VERSIONS)
+    retrain_every: int = param(0, "Refit the model every this many env steps (version 1.5); 0 = after each episode.", low=0)
+
+
+@dataclass
+class Episode:
+    """What happened in one episode. ``success`` and ``final_distance`` come from the
+    env's ``info`` (``"success"``, ``"distance"``) where it reports them."""
+
+    index: int
+    phase: str  # "seed" (random actions) or "mpc"
+    episode_return: float
+    length: int
+    success: bool | None
+    final_distance: float | None
+    planning_hz: float  # 1 / mean planning time per step; nan for seed episodes
+    fit_seconds: float  # time spent fitting the model after this episode's data
+
+
+@dataclass
+class MBRLResult:
+    """Outcome of :func:`train_mbrl`: per-episode records, the data, the final model and
+    controller, and every fit's report."""
+
+    episodes: list[Episode]
+    dataset: TransitionDataset
+    model: DynamicsModel
+    controller: MPCController
+    fit_reports: list[FitReport] = field(default_factory=list)
+
+    @property
+    def episode_returns(self) -> list[float]:
+        return [e.episode_return for e in self.episodes]
+
+    @property
+    def episode_lengths(self) -> list[int]:
+        return [e.length for e in self.episodes]
+
+    @property
+    def successes(self) -> list[bool | None]:
+        return [e.success for e in self.episodes]
+
+    @property
+    def final_distances(self) -> list[float | None]:
+        return [e.final_distance for e in self.episodes]
+
+
+def train_mbrl(
+    env: gym.Env | str,
+    reward_fn: RewardFn | None = None,
+    termination_fn: TerminationFn | None = None,
+    model: str = "ensemble",
+    planner: str = "cem",
+    episodes: int = 10,
+    seed_episodes: int = 1,
+    seed: int = 0,
+    progress: bool = False,
+    callback: Callable[[Episode], None] | None = None,
+    model_overrides: dict[str, Any] | None = None,
+    planner_overrides: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> MBRLResult:
+    """Learn to act in ``env`` from scratch by model-based RL.
+
+    Args:
+        env: a gymnasium ``Env`` with Box observation and action spaces, or its id.
+        reward_fn: batched torch ``(obs [B, o], act [B, a], next_obs [B, o]) -> [B]``; by
+            default the env's ``unwrapped.reward_fn`` (ArmReach has one).
+        termination_fn: batched ``-> bool [B]``; by default ``unwrapped.termination_fn``
+            if the env has one. An env's ``unwrapped.goal_dims`` (the observation's trailing
+            goal entries) is passed to the model.
+        model: ``"ensemble"`` (probabilistic ensemble), ``"gp"``, ``"mlp"`` or ``"de"``.
+        planner: ``"cem"``, ``"mppi"``, ``"random"`` or ``"gradient"``.
+        episodes: episodes in all, the ``seed_episodes`` random ones included.
+        seed: seeds the env, the exploration, the model and the planner.
+        progress: show a progress bar on stderr.
+        callback: called with each finished :class:`Episode`.
+        model_overrides, planner_overrides: settings for the model's or the optimiser's
+            config, for names that several configs share (``iterations``).
+        **overrides: any field of :class:`MBRLConfig`, :class:`MPCConfig`, the
+            optimiser's config or the model's config, by name.
+
+    Raises:
+        ConfigError: an unknown or invalid setting.
+        ValueError: the env has no Box spaces, or no reward function is available.
+    """
+    if isinstance(env, str):
+        env = gym.make(env)
+    if not (isinstance(env.observation_space, gym.spaces.Box) and isinstance(env.action_space, gym.spaces.Box)):
+        raise ValueError(f"train_mbrl needs Box observation and action spaces, got {env.observation_space} and {env.action_space}")
+    reward_fn = reward_fn or getattr(env.unwrapped, "reward_fn", None)
+    if reward_fn is None:
+        raise ValueError("no reward_fn given and the env has no unwrapped.reward_fn: the planner needs a batched torch reward")
+    termination_fn = termination_fn or getattr(env.unwrapped, "termination_fn", None)
+    if not 1 <= seed_episodes <= episodes:
+        raise ConfigError(f"seed_episodes = {seed_episodes}: must be between 1 and episodes = {episodes}")
+    if model not in PRESETS:
+        raise ConfigError(f"model = {model!r}: choose one of {', '.join(PRESETS)}")
+
+    mpc_fields = split_overrides({k: v for k, v in overrides.items() if k in MPCConfig.field_names()}, MPCConfig)[0]
+    mpc_config = MPCConfig().replace(**{**mpc_fields, "optimizer": planner, "seed": seed})
+    model_kind, preset = PRESETS[model]
+    loop_over, optimizer_over, model_over = split_overrides(
+        {k: v for k, v in overrides.items() if k not in mpc_fields},
+        MBRLConfig, OPTIMIZER_CONFIGS[planner], MODELS[model_kind].Config,
+    )
+    config = MBRLConfig().replace(**loop_over)
+    optimizer_over.update(planner_overrides or {})
+    model_over.update(model_overrides or {})
+    model_over.setdefault("goal_dims", getattr(env.unwrapped, "goal_dims", 0))
+
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    low, high = env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)
+    dynamics = make_model(model, obs_dim, act_dim, **{**model_over, "seed": seed})
+    controller = MPCController(
+        dynamics, reward_fn, low, high, config=mpc_config, termination_fn=termination_fn,
+        optimizer_overrides=optimizer_over,
+    )
+    loop = _Loop(env, config, controller, seed, episodes if progress else 0, callback)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(mpc_config.threads)  # fitting too
+    try:
+        for index in range(episodes):
+            loop.run_episode(index, random=index < seed_episodes)
+    finally:
+        torch.set_num_threads(threads)
+        loop.close()
+    return MBRLResult(loop.episodes, loop.dataset, controller.model, controller, loop.fit_reports)
+
+
+class _Loop:
+    """The state of one :func:`train_mbrl` run."""
+
+    def __init__(self, env, config: MBRLConfig, controller: MPCController, seed: int, progress: int, callback) -> None:
+        self.env, self.config, self.controller, self.callback = env, config, controller, callback
+        self.dataset = TransitionDataset(env.observation_space.shape[0], env.action_space.shape[0])
+        self.episodes: list[Episode] = []
+        self.fit_reports: list[FitReport] = []
+        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.fitted = False
+        self.bar = None
+        if progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=progress, unit="episode", file=sys.stderr, desc="MBRL")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def fit(self) -> float:
+        report = self.controller.model.fit(self.dataset)
+        self.fit_reports.append(report)
+        self.fitted = True
+        return report.seconds
+
+    def run_episode(self, index: int, random: bool) -> None:
+        env, controller, cfg = self.env, self.controller, self.config
+        obs, info = env.reset(seed=self.seed if index == 0 else None)
+        controller.reset()
+        low, high = env.action_space.low, env.action_space.high
+        episode_return, length, fit_seconds, done = 0.0, 0, 0.0, False
+        planning_before, plan_left = len(controller.planning_times), 0
+        while not done:
+            if random or not self.fitted:
+                action = self.rng.uniform(low, high).astype(np.float32)
+            elif cfg.version == "1.0":  # open loop: replan when the plan is used up
+                if plan_left == 0:
+                    controller.act(obs)
+                    plan, plan_left = controller.last_result.actions.numpy(), controller.config.horizon
+                action, plan_left = plan[controller.config.horizon - plan_left].astype(np.float32), plan_left - 1
+            else:
+                action = controller.act(obs)
+            next_obs, reward, terminated, truncated, info = env.step(action)
+            self.dataset.append(obs, action, next_obs, episode=index)
+            episode_return += float(reward)
+            length += 1
+            obs, done = next_obs, terminated or truncated
+            if cfg.version == "1.5" and cfg.retrain_every and not random and len(self.dataset) % cfg.retrain_every == 0:
+                fit_seconds += self.fit()
+        if not self.fitted or cfg.version != "0.5" and not (cfg.version == "1.5" and cfg.retrain_every):
+            fit_seconds += self.fit()
+        times = controller.planning_times[planning_before:]
+        record = Episode(
+            index=index,
+            phase="seed" if random else "mpc",
+            episode_return=episode_return,
+            length=length,
+            success=bool(info["success"]) if "success" in info else None,
+            final_distance=float(info["distance"]) if "distance" in info else None,
+            planning_hz=1.0 / float(np.mean(times)) if times else math.nan,
+            fit_seconds=fit_seconds,
+        )
+        self.episodes.append(record)
+        if self.bar is not None:
+            done_mpc = [e.success for e in self.episodes if e.phase == "mpc" and e.success is not None]
+            self.bar.set_postfix(
+                ret=f"{episode_return:.1f}",
+                success=f"{np.mean(done_mpc):.0%}" if done_mpc else "-",
+                plan_hz="-" if math.isnan(record.planning_hz) else f"{record.planning_hz:.0f}",
+            )
+            self.bar.update()
+        if self.callback is not None:
+            self.callback(record)
