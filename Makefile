@@ -1,4 +1,4 @@
-# make demo   set up .venv and run the simulated arm
+# make demo   set up .venv and watch the simulated arm learn to reach (model-based RL)
 # make test   set up .venv and run the test suite
 # make bench  set up .venv and run the benchmarks
 # make lock   rewrite constraints.txt from the working .venv
@@ -40,7 +40,7 @@ $(STAMP): requirements.txt requirements-ros.txt constraints.txt setup.py setup.c
 	@touch $@
 
 demo: $(STAMP)
-	$(BIN)/mbrl-control demo
+	$(BIN)/mbrl-control train --episodes 6 --out runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -48,6 +48,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/sim_speed.py
 	$(BIN)/python benchmarks/model_accuracy.py --json benchmarks/results/model_accuracy.json
+	$(BIN)/python benchmarks/planning_rate.py --json benchmarks/results/planning_rate.json
+	$(BIN)/python benchmarks/sample_efficiency.py --json benchmarks/results/sample_efficiency.json \
+		--plot benchmarks/results/sample_efficiency.png
 
 lock: $(STAMP)
 	@{ echo "# Every package the install pulls in, pinned (pip freeze of a working .venv)."; \

@@ -152,11 +152,11 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
 
-    data, states = record(10, seed=0)
+    data, states = record(5, seed=0)
     torch.set_num_threads(2)
     models = {
         "PE (E=5, 4×200)": make_model("ensemble", 16, 5, goal_dims=3, max_steps=300),
-        "GP (exact, 1000 pts)": make_model("gp", 16, 5, goal_dims=3, iterations=20),
+        "GP (exact, 500 pts)": make_model("gp", 16, 5, goal_dims=3, iterations=20),
     }
     for name, model in models.items():
         model.fit(data)
@@ -172,6 +172,7 @@ def main() -> int:
              for planner in ("cem", "mppi", "random", "gradient", "cem_gradient")]
     if args.quick:
         cases = [c for c in cases if c[1] in ("cem", "mppi") and c[0].startswith("PE")]
+    cases.insert(1, ("PE (E=5, 4×200)", "cem, 20 particles", {"particles": 20}, {}))
     cases.append(("PE (E=5, 4×200)", "cem @ PETS search", PETS, PETS_CEM))
     header = f"{'model':22s} {'optimiser':20s} {'threads':>7s} {'load':>5s} {'median ms':>10s} {'p95 ms':>8s} {'Hz':>7s}"
     print(header)
@@ -181,8 +182,8 @@ def main() -> int:
             for threads in threads_list:
                 torch.set_num_threads(threads)
                 for model_name, label, mpc, optimizer in cases:
-                    ticks = min(args.ticks, 5) if "PETS" in label else args.ticks
-                    result = time_controller(models[model_name], states, ticks, mpc, optimizer)
+                    ticks = min(args.ticks, 5) if "PETS" in label or model_name.startswith("GP") else args.ticks
+                    result = time_controller(models[model_name], states, ticks, {**mpc, "threads": threads}, optimizer)
                     row = {"model": model_name, "optimizer": label, "threads": threads, "load": load, **result}
                     rows.append(row)
                     print(f"{model_name:22s} {label:20s} {threads:7d} {'yes' if load else 'no':>5s} "
@@ -193,7 +194,8 @@ def main() -> int:
     for threads in threads_list:
         torch.set_num_threads(threads)
         for population in (25, 50, 100, 150, 200, 300, 400, 600):
-            result = time_controller(pe, states, args.ticks, {}, {"population": population, "elites": max(1, population // 10)})
+            result = time_controller(pe, states, args.ticks, {"threads": threads},
+                                     {"population": population, "elites": max(1, population // 10)})
             fits.append({"threads": threads, "population": population, **result})
             if result["p95_ms"] > 1e3 * BUDGET_50HZ:
                 break

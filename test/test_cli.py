@@ -1,4 +1,4 @@
-"""The mbrl-control command: demo and render."""
+"""The mbrl-control command: train, demo and render."""
 
 import os
 import subprocess
@@ -51,3 +51,27 @@ def test_render_without_a_gl_backend_says_why_in_one_line(tmp_path):
     assert result.returncode == 1 and not out.exists()
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "rendering unavailable with MUJOCO_GL=no-such-backend" in lines[0]
+
+
+def test_train_learns_and_writes_its_report(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--model", "mlp", "--episodes", "2", "--episode-length", "20", "--out", str(out),
+                 "--set", "hidden=32", "--set", "horizon=3", "--set", "population=20", "--set", "elites=4"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert [line.split()[1:3] for line in text.splitlines() if line.startswith("episode ")] == [["0", "seed"], ["1", "mpc"]]
+    rows = (out / "episodes.csv").read_text().splitlines()
+    assert rows[0].startswith("index,phase,episode_return") and len(rows) == 3
+    assert matplotlib.image.imread(out / "learning_curve.png").ndim == 3
+    from mbrl_control.data import TransitionDataset
+    from mbrl_control.models import load_model
+
+    assert len(TransitionDataset.load(out / "transitions.npz")) == 40
+    assert load_model(out / "model.pt", 16, 5).dataset_size == 40
+
+
+def test_train_refuses_bad_settings_with_the_reason(tmp_path, capsys):
+    assert main(["train", "--episodes", "1", "--set", "horizon=0", "--out", str(tmp_path)]) == 2
+    assert "horizon = 0: must be >= 1" in capsys.readouterr().err
+    assert main(["train", "--episodes", "1", "--set", "horizon", "--out", str(tmp_path)]) == 2
+    assert "expected NAME=VALUE" in capsys.readouterr().err

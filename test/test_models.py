@@ -178,3 +178,27 @@ def test_large_data_switches_to_the_sparse_gp():
     assert not model.sparse
     model.fit(system(300, seed=7))
     assert model.sparse and "sparse" in model.fit(system(300, seed=8)).notes
+
+
+@pytest.mark.parametrize("key", ["pe", "gp"])
+def test_goal_entries_are_carried_through_and_ignored(key):
+    """obs = [s, goal]: the goal never moves and must not change the predicted dynamics."""
+    inner = system(300, seed=3)
+    rng = np.random.default_rng(4)
+    goal = np.repeat(rng.uniform(-1, 1, (15, 1)), 20, axis=0)  # one goal per episode
+    data = TransitionDataset(obs_dim=2, act_dim=1)
+    data.append(np.hstack([inner.obs, goal]), inner.act, np.hstack([inner.next_obs, goal]), episode=inner.episode)
+    name, overrides = MODELS[key]
+    model = make_model(name, 2, 1, goal_dims=1, **overrides)
+    model.fit(data)
+    obs, act = torch.tensor([[0.3, -0.5], [0.3, 0.9]]), torch.tensor([[0.2], [0.2]])
+    with torch.no_grad():
+        prediction = model.predict(obs, act)
+        sample = model.sample_member_blocks(obs.repeat(3, 1)[: len(obs) * (3 if key == "pe" else 1)],
+                                            act.repeat(3, 1)[: len(obs) * (3 if key == "pe" else 1)])
+    torch.testing.assert_close(prediction.mean[:, 1], obs[:, 1])  # the goal stays, exactly
+    assert torch.all(prediction.var[:, 1] == 0)
+    torch.testing.assert_close(sample[:, 1], obs.repeat(3, 1)[: len(sample), 1])
+    torch.testing.assert_close(prediction.mean[0, 0], prediction.mean[1, 0])  # goal is no input
+    with pytest.raises(ConfigError, match="goal_dims = 2: must be less than obs_dim = 2"):
+        make_model(name, 2, 1, goal_dims=2)

@@ -206,10 +206,13 @@ class _Loop:
             if random or not self.fitted:
                 action = self.rng.uniform(low, high).astype(np.float32)
             elif cfg.version == "1.0":  # open loop: replan when the plan is used up
+                horizon = controller.config.horizon
                 if plan_left == 0:
-                    controller.act(obs)
-                    plan, plan_left = controller.last_result.actions.numpy(), controller.config.horizon
-                action, plan_left = plan[controller.config.horizon - plan_left].astype(np.float32), plan_left - 1
+                    first = controller.act(obs)  # the safe action if the model failed
+                    plan, plan_left = controller.last_result.actions.numpy(), horizon
+                    if not np.all(np.isfinite(plan)):
+                        plan = np.tile(first, (horizon, 1))
+                action, plan_left = plan[horizon - plan_left].astype(np.float32), plan_left - 1
             else:
                 action = controller.act(obs)
             next_obs, reward, terminated, truncated, info = env.step(action)

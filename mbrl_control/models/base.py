@@ -142,12 +142,19 @@ class DynamicsModel(ABC):
         permutation of the rows). Each member evaluates only its own block. A model with one
         member samples every row from its predictive distribution.
 
+        This is the planner's inner loop, so unlike :meth:`predict` it takes float32
+        tensors as they are and does not scan them for NaN/inf: a non-finite state
+        propagates to the output (and to the plan's cost, which the controller checks).
+
         Args:
             noise: [B, obs_dim] standard-normal draws that the predicted std scales (a
                 planner passes the same draws to every candidate: common random numbers);
                 drawn from ``generator`` when None.
         """
-        obs, x = self._inputs(obs, act)
+        self._require_fitted()
+        if obs.ndim != 2 or act.shape != (len(obs), self.act_dim) or obs.shape[1] != self.obs_dim:
+            raise ValueError(f"obs and act must be [B, {self.obs_dim}] and [B, {self.act_dim}], got {list(obs.shape)} and {list(act.shape)}")
+        x = self.input_norm.normalize(torch.cat([obs[:, : self.state_dim], act], dim=1))
         if noise is None:
             noise = torch.randn(obs.shape, generator=generator)
         return self._next(obs, self._sample_blocks(x, noise[:, : self.state_dim]))

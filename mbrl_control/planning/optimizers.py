@@ -50,13 +50,13 @@ class OptimizerResult:
 
 @dataclass(frozen=True)
 class RandomShootingConfig(Config):
-    population: int = param(500, "Sequences sampled uniformly in the action bounds.", low=1, high=1_000_000)
+    population: int = param(300, "Sequences sampled uniformly in the action bounds.", low=1, high=1_000_000)
 
 
 @dataclass(frozen=True)
 class CEMConfig(Config):
-    population: int = param(100, "Sequences sampled per iteration.", low=2, high=1_000_000)
-    elites: int = param(10, "Lowest-cost samples the sampling distribution is refitted to.", low=1, high=1_000_000)
+    population: int = param(64, "Sequences sampled per iteration.", low=2, high=1_000_000)
+    elites: int = param(8, "Lowest-cost samples the sampling distribution is refitted to.", low=1, high=1_000_000)
     iterations: int = param(2, "Refits per optimisation (the warm start carries the search across ticks).", low=1, high=1000)
     alpha: float = param(0.1, "Smoothing: weight of the previous mean and variance in each refit.", low=0.0, high=1.0 - 1e-9)
     initial_std: float = param(0.5, "Initial std as a fraction of the half-range of the action bounds.", low=0.0, low_exclusive=True, high=10.0)
@@ -69,7 +69,7 @@ class CEMConfig(Config):
 
 @dataclass(frozen=True)
 class MPPIConfig(Config):
-    population: int = param(200, "Perturbed sequences per iteration.", low=1, high=1_000_000)
+    population: int = param(128, "Perturbed sequences per iteration.", low=1, high=1_000_000)
     iterations: int = param(1, "Updates of the mean per optimisation.", low=1, high=1000)
     temperature: float = param(0.1, "λ in the weights softmax(-(J - min J)/λ), in cost units.", low=0.0, low_exclusive=True, high=1e6)
     noise_std: float = param(0.3, "σ of the perturbations, as a fraction of the half-range of the action bounds.", low=0.0, low_exclusive=True, high=10.0)
@@ -77,16 +77,16 @@ class MPPIConfig(Config):
 
 @dataclass(frozen=True)
 class GradientConfig(Config):
-    candidates: int = param(8, "Sequences descended in parallel: the warm start and random restarts around it.", low=1, high=100_000)
-    steps: int = param(10, "Adam steps per optimisation.", low=1, high=10_000)
+    candidates: int = param(4, "Sequences descended in parallel: the warm start and random restarts around it.", low=1, high=100_000)
+    steps: int = param(5, "Adam steps per optimisation.", low=1, high=10_000)
     learning_rate: float = param(0.1, "Adam step size, as a fraction of the half-range of the action bounds.", low=0.0, low_exclusive=True, high=10.0)
     initial_std: float = param(0.5, "Spread of the restarts around the start, as a fraction of the half-range.", low=0.0, high=10.0)
 
 
 @dataclass(frozen=True)
 class CEMGradientConfig(CEMConfig):
-    refine_candidates: int = param(4, "CEM's final plan and best elites refined by gradient steps.", low=1, high=100_000)
-    refine_steps: int = param(3, "Adam steps on the refined sequences.", low=1, high=10_000)
+    refine_candidates: int = param(2, "CEM's final plan and best elites refined by gradient steps.", low=1, high=100_000)
+    refine_steps: int = param(2, "Adam steps on the refined sequences.", low=1, high=10_000)
     learning_rate: float = param(0.05, "Adam step size, as a fraction of the half-range of the action bounds.", low=0.0, low_exclusive=True, high=10.0)
 
     def check(self) -> None:

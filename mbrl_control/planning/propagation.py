@@ -69,8 +69,9 @@ def trajectory_cost(
         state = obs.expand(rows, -1)
         returns = torch.zeros(rows)
         alive = torch.ones(rows, dtype=torch.bool)
+        repeated = actions.repeat(particles, 1, 1)  # [P·N, H, A]
         for t in range(horizon):
-            act = actions[:, t].repeat(particles, 1)
+            act = repeated[:, t]
             if propagation == "expectation":
                 next_state = model.predict(state, act).mean
             else:
