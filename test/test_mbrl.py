@@ -79,7 +79,7 @@ def test_mpc_with_the_simulator_as_model_reaches_targets():
 
 def test_learns_to_beat_random_actions():
     result = train_mbrl(ENV_ID, model="gp", planner="cem", episodes=3, seed_episodes=1, seed=3,
-                        horizon=5, particles=5, population=48, elites=6, planner_overrides={"iterations": 2})
+                        horizon=5, propagation="expectation", population=48, elites=6)
     assert [e.phase for e in result.episodes] == ["seed", "mpc", "mpc"]
     assert len(result.dataset) == 300 and result.episode_lengths == [100, 100, 100]
     assert len(result.fit_reports) == 3 and result.model.dataset_size == 300

@@ -125,7 +125,7 @@ def test_bad_settings_are_refused():
         make("cem", population=10, elites=50)
     with pytest.raises(ConfigError, match="temperature = 0.0: must be > 0"):
         make("mppi", temperature=0.0)
-    with pytest.raises(ConfigError, match="refine_candidates = 20: must not exceed elites = 10"):
+    with pytest.raises(ConfigError, match="refine_candidates = 20: must not exceed elites = 8"):
         make("cem_gradient", refine_candidates=20)
     with pytest.raises(ValueError, match="low < high"):
         CEM(H, HIGH, LOW)
