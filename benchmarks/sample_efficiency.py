@@ -30,6 +30,7 @@ import numpy as np
 METHODS = {
     "ensemble-cem": {"model": "ensemble", "planner": "cem"},
     "gp-cem": {"model": "gp", "planner": "cem"},
+    "gp-cem-mean": {"model": "gp", "planner": "cem", "propagation": "expectation"},
     "ensemble-mppi": {"model": "ensemble", "planner": "mppi"},
     "ensemble-cem-gradient": {"model": "ensemble", "planner": "cem_gradient"},
     "ensemble-cem @ PETS search": {"model": "ensemble", "planner": "cem", "horizon": 15, "particles": 20,

@@ -12,7 +12,6 @@ import torch
 from mbrl_control import ENV_ID, train_mbrl
 from mbrl_control.arm.sim import ArmSim
 from mbrl_control.config import ConfigError
-from mbrl_control.models.base import Prediction
 from mbrl_control.planning.mpc import MPCController
 
 STATE = mujoco.mjtState.mjSTATE_PHYSICS
@@ -31,7 +30,7 @@ class SimulatorModel:
         self.sim.reset(np.zeros(self.sim.n_joints), self.env.sim.target)
         self.size = mujoco.mj_stateSize(self.sim.model, STATE)
 
-    def predict(self, obs: torch.Tensor, act: torch.Tensor) -> Prediction:
+    def predict_mean(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         sim, rows = self.sim, len(obs)
         if self.calls % self.horizon == 0:  # a new rollout from the env's current state
             root = np.empty(self.size)
@@ -51,9 +50,7 @@ class SimulatorModel:
             mujoco.mj_getState(sim.model, sim.data, self.physics[i], STATE)
             self.setpoints[i] = sim._setpoint
             next_obs[i] = np.concatenate([sim.joint_positions, sim.joint_velocities, sim.ee_position, sim.target])
-        mean = torch.as_tensor(next_obs, dtype=torch.float32)
-        zero = torch.zeros_like(mean)
-        return Prediction(mean, zero, zero, zero)
+        return torch.as_tensor(next_obs, dtype=torch.float32)
 
 
 def test_mpc_with_the_simulator_as_model_reaches_targets():

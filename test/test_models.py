@@ -202,3 +202,13 @@ def test_goal_entries_are_carried_through_and_ignored(key):
     torch.testing.assert_close(prediction.mean[0, 0], prediction.mean[1, 0], atol=1e-4, rtol=0)  # goal is no input
     with pytest.raises(ConfigError, match="goal_dims = 2: must be less than obs_dim = 2"):
         make_model(name, 2, 1, goal_dims=2)
+
+
+@pytest.mark.parametrize("key", ["pe", "gp", "sparse_gp"])
+def test_planning_mean_is_the_predictive_mean(key):
+    name, overrides = MODELS[key]
+    model = make_model(name, 1, 1, **overrides)
+    model.fit(system(200, seed=5))
+    obs, act = torch.linspace(-2, 2, 40)[:, None], torch.linspace(-1, 1, 40)[:, None]
+    with torch.no_grad():
+        torch.testing.assert_close(model.predict_mean(obs, act), model.predict(obs, act).mean, atol=1e-5, rtol=1e-5)

@@ -37,6 +37,9 @@ class MemberEcho:
         mean = obs + (self.config.members - 1) / 2
         return Prediction(mean, torch.zeros_like(mean), torch.zeros_like(mean), torch.zeros_like(mean))
 
+    def predict_mean(self, obs, act):
+        return self.predict(obs, act).mean
+
 
 def used_members(propagation: str, members=5, particles=10, candidates=3, horizon=6):
     steps = []
@@ -105,6 +108,9 @@ class Integrator:
         mean = self.sample(obs, act)
         zero = torch.zeros_like(mean)
         return Prediction(mean, zero, zero, zero)
+
+    def predict_mean(self, obs, act):
+        return self.sample(obs, act)
 
 
 def distance_reward(obs, act, next_obs):

@@ -1,4 +1,4 @@
-"""The transition dataset refuses bad rows, splits by episode and survives save/load."""
+"""The transition dataset refuses bad rows, splits by episode or by row and survives save/load."""
 
 import numpy as np
 import pytest
@@ -53,9 +53,21 @@ def test_split_of_a_single_episode_holds_out_its_end():
     assert train.time.max() < val.time.min() and len(val) == 2
 
 
+def test_row_split_draws_from_every_episode():
+    data = dataset(episodes=4, steps=25)
+    train, val = data.split_rows(0.2, np.random.default_rng(0))
+    assert len(val) == 20 and len(train) == 80
+    assert set(val.episodes) == set(train.episodes) == {0, 1, 2, 3}
+    rows = {tuple(r) for r in train.obs} | {tuple(r) for r in val.obs}
+    assert len(rows) == 100  # a partition: nothing lost, nothing twice
+    assert len(data.split_rows(0.0, np.random.default_rng(0))[1]) == 0
+
+
 def test_empty_dataset_cannot_be_split():
     with pytest.raises(ValueError, match="dataset is empty"):
         TransitionDataset(3, 2).split(0.2, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="dataset is empty"):
+        TransitionDataset(3, 2).split_rows(0.2, np.random.default_rng(0))
 
 
 def test_save_load_round_trip(tmp_path):

@@ -86,11 +86,14 @@ class DynamicsModel(ABC):
 
     # -- public interface -----------------------------------------------------------------
     def fit(self, dataset: TransitionDataset) -> FitReport:
-        """Fit normalisers and the model on ``dataset``, split by episode into training
-        and validation parts (``config.val_fraction``)."""
+        """Fit normalisers and the model on ``dataset``, split at random transitions into
+        training and validation parts (``config.val_fraction``). Measured on ArmReach: a
+        held-out *episode* lies elsewhere in the state space, its loss rises from the first
+        epoch, and early stopping then keeps a nearly untrained ensemble (held-out MSE 1.02
+        vs 0.31 at 200 transitions)."""
         self._check_dims(dataset.obs_dim, dataset.act_dim, "dataset")
         start = time.perf_counter()
-        train, val = dataset.split(self.config.val_fraction, np.random.default_rng(self.config.seed))
+        train, val = dataset.split_rows(self.config.val_fraction, np.random.default_rng(self.config.seed))
         x, dy = self._raw_xy(train)
         self.input_norm, self.output_norm = Normalizer.fit(x), Normalizer.fit(dy)
         xv, dyv = self._raw_xy(val)
@@ -151,13 +154,27 @@ class DynamicsModel(ABC):
                 planner passes the same draws to every candidate: common random numbers);
                 drawn from ``generator`` when None.
         """
-        self._require_fitted()
-        if obs.ndim != 2 or act.shape != (len(obs), self.act_dim) or obs.shape[1] != self.obs_dim:
-            raise ValueError(f"obs and act must be [B, {self.obs_dim}] and [B, {self.act_dim}], got {list(obs.shape)} and {list(act.shape)}")
-        x = self.input_norm.normalize(torch.cat([obs[:, : self.state_dim], act], dim=1))
+        x = self._planning_inputs(obs, act)
         if noise is None:
             noise = torch.randn(obs.shape, generator=generator)
         return self._next(obs, self._sample_blocks(x, noise[:, : self.state_dim]))
+
+    def predict_mean(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """The mean of ``next_obs`` [B, obs_dim] only: the planner's inner loop for
+        ``expectation`` propagation (unchecked like :meth:`sample_member_blocks`). For a GP
+        the mean costs O(N) per row against O(N²) for the variance."""
+        return self._next(obs, self._predict_mean(self._planning_inputs(obs, act)))
+
+    def _predict_mean(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean of normalised ``y`` [B, S]; override where it is cheaper than :meth:`_predict`."""
+        return self._predict(x)[0]
+
+    def _planning_inputs(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Normalised inputs [B, S + act_dim] from float32 tensors, shapes checked only."""
+        self._require_fitted()
+        if obs.ndim != 2 or act.shape != (len(obs), self.act_dim) or obs.shape[1] != self.obs_dim:
+            raise ValueError(f"obs and act must be [B, {self.obs_dim}] and [B, {self.act_dim}], got {list(obs.shape)} and {list(act.shape)}")
+        return self.input_norm.normalize(torch.cat([obs[:, : self.state_dim], act], dim=1))
 
     def _sample_blocks(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """``mean + std · noise`` of normalised ``y`` [B, S] for member-major rows (``noise``

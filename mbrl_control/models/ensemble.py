@@ -51,7 +51,7 @@ class EnsembleConfig(Config):
     max_epochs: int = param(300, "Most passes over the data per fit.", low=1, high=100_000)
     max_steps: int = param(5000, "Most gradient steps per fit; bounds the fit time on large datasets.", low=1, high=10_000_000)
     patience: int = param(30, "Stop after this many epochs without a better validation loss.", low=1, high=10_000)
-    val_fraction: float = param(0.2, "Fraction of episodes held out for early stopping.", low=0.0, high=0.9)
+    val_fraction: float = param(0.2, "Fraction of transitions held out (at random) for early stopping.", low=0.0, high=0.9)
     seed: int = param(0, "Seed of initialisation, bootstrap and minibatch order.", low=0)
     goal_dims: int = param(0, GOAL_DIMS, low=0, read_only=True)
 
@@ -104,12 +104,13 @@ class EnsembleNetwork(nn.Module):
         return nll + 0.01 * (self.max_logvar.sum() - self.min_logvar.sum())
 
     def score(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Validation score per member [E] on ``x [E, B, in]``: the Gaussian NLL per
-        dimension (probabilistic) or the squared error."""
-        mean, logvar = self(x)
-        if logvar is None:
-            return ((mean - y) ** 2).mean(dim=(1, 2))
-        return 0.5 * (((mean - y) ** 2) * torch.exp(-logvar) + logvar + math.log(2 * math.pi)).mean(dim=(1, 2))
+        """Validation score per member [E] on ``x [E, B, in]``: the squared error of the
+        mean, for probabilistic members too (as mbrl-lib). Measured on ArmReach with a few
+        hundred transitions, the validation NLL turns upward within ~5 epochs while the
+        variances shrink and the mean is still improving; stopping on it kept an ensemble
+        with twice the held-out error."""
+        mean, _ = self(x)
+        return ((mean - y) ** 2).mean(dim=(1, 2))
 
 
 class EnsembleModel(DynamicsModel):
@@ -183,6 +184,9 @@ class EnsembleModel(DynamicsModel):
         aleatoric = logvar.exp().mean(0) if logvar is not None else torch.zeros_like(mean[0])
         epistemic = mean.var(0, unbiased=False)
         return mean.mean(0), aleatoric, epistemic
+
+    def _predict_mean(self, x: torch.Tensor) -> torch.Tensor:
+        return self._forward_all(x)[0].mean(0)
 
     def _sample(self, x: torch.Tensor, members: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
         if members is None:

@@ -42,7 +42,7 @@ class GPConfig(Config):
     sparse_steps: int = param(800, "Minibatch steps on the sparse GP's ELBO (bounds its fit time).", low=1, high=1_000_000)
     sparse_batch_size: int = param(512, "Minibatch size of the sparse GP's ELBO.", low=16, high=100_000)
     min_noise: float = param(1e-4, "Smallest noise variance (normalised units).", low=0.0, low_exclusive=True, high=1.0)
-    val_fraction: float = param(0.0, "Fraction of episodes held out (GPs need no early stopping).", low=0.0, high=0.9)
+    val_fraction: float = param(0.0, "Fraction of transitions held out (GPs need no early stopping).", low=0.0, high=0.9)
     seed: int = param(0, "Seed of subset choice, inducing-point initialisation and minibatch order.", low=0)
     goal_dims: int = param(0, GOAL_DIMS, low=0, read_only=True)
 
@@ -187,6 +187,21 @@ class GPModel(DynamicsModel):
         mean, epistemic = torch.cat(means), torch.cat(variances).clamp_min(0.0)
         aleatoric = self.likelihood.noise.reshape(1, -1).expand_as(mean)
         return mean, aleatoric, epistemic
+
+    def _predict_mean(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact GP: ``m(x) + K(x, X) α`` with gpytorch's cached ``α = (K + σ²I)⁻¹(y - m)``,
+        one dense kernel block per chunk, without the lazy-tensor prediction machinery
+        (measured: ~10 ms of overhead per call at 64 rows, 20x the arithmetic)."""
+        if self.sparse:
+            return self._predict(x)[0]
+        gp = self.gp
+        alpha = gp.prediction_strategy.mean_cache.unsqueeze(-1)  # [S, N, 1], built by _eval
+        train_x = gp.train_inputs[0]
+        means = []
+        for chunk in x.split(PREDICT_CHUNK):
+            kernel = gp.covar_module(chunk, train_x).to_dense()  # [S, b, N]
+            means.append((gp.mean_module(chunk) + (kernel @ alpha).squeeze(-1)).T)
+        return torch.cat(means)
 
     def _sample(self, x: torch.Tensor, members: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
         return self._sample_blocks(x, torch.randn((len(x), self.state_dim), generator=generator))

@@ -52,7 +52,7 @@ class MPCConfig(Config):
     optimizer: str = param("cem", "Trajectory optimiser.", choices=tuple(OPTIMIZERS))
     particles: int = param(5, "Rollouts per candidate sequence (rounded up to a multiple of the ensemble size; 5 = one per member).", low=1, high=1000)
     propagation: str = param("ts_inf", "How particles use the model's uncertainty.", choices=PROPAGATIONS)
-    risk: float = param(0.0, "k in the candidate score mean - k·std over particles.", low=0.0, high=100.0)
+    risk: float = param(0.0, "k in the candidate score mean - k·std over particles (k < 0: optimism, seeks what the model does not know).", low=-100.0, high=100.0)
     time_budget: float = param(0.0, "Seconds of planning per tick before the best plan so far is used; 0 = no limit.", low=0.0, high=10.0)
     seed: int = param(0, "Seed of the planner's sampling.", low=0)
     threads: int = param(1, "torch threads while planning (process-wide; 1 beats 2 on a busy 2-core computer, see benchmarks/planning_rate.py).", low=1, high=256)

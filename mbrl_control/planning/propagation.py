@@ -51,7 +51,8 @@ def trajectory_cost(
             size for the member-major layout); 1 for ``expectation``.
         termination_fn: ``(obs, act, next_obs) -> bool [B]``; a particle earns no reward
             after the step it terminates on.
-        risk: k in the score ``mean - k · std`` over particles (0: risk-neutral).
+        risk: k in the score ``mean - k · std`` over particles (0: risk-neutral,
+            k < 0: optimistic about what the particles disagree on).
     """
     if propagation not in PROPAGATIONS:
         raise ValueError(f"propagation = {propagation!r}: choose one of {', '.join(PROPAGATIONS)}")
@@ -73,7 +74,7 @@ def trajectory_cost(
         for t in range(horizon):
             act = repeated[:, t]
             if propagation == "expectation":
-                next_state = model.predict(state, act).mean
+                next_state = model.predict_mean(state, act)
             else:
                 # common random numbers: particle p draws the same noise for every candidate,
                 # so candidates are compared on the same futures, not on lucky draws
