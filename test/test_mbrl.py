@@ -95,3 +95,18 @@ def test_settings_are_routed_and_checked():
         train_mbrl(ENV_ID, episodes=1, not_a_setting=1)
     with pytest.raises(ValueError, match="reward_fn"):
         train_mbrl(gym.make("Pendulum-v1"), episodes=1)
+
+
+@pytest.mark.parametrize("version, retrain_every, fits, replans", [
+    ("0.5", 0, 1, 40),   # fitted once on the random episode; MPC every step
+    ("1.0", 0, 3, 8),    # refit per episode; plans of 5 steps run open loop: 4 per episode
+    ("1.5", 0, 3, 40),   # refit per episode; MPC every step
+    ("1.5", 10, 5, 40),  # the seed fit, then every 10 steps of the 40 planned ones
+])
+def test_versions_fit_and_replan_as_specified(version, retrain_every, fits, replans):
+    env = gym.make(ENV_ID, episode_length=20)
+    result = train_mbrl(env, model="mlp", episodes=3, version=version, retrain_every=retrain_every,
+                        hidden=16, layers=1, max_epochs=3, horizon=5, population=8, elites=2)
+    assert len(result.fit_reports) == fits
+    assert len(result.controller.planning_times) == replans
+    assert len(result.dataset) == 60 and sorted(set(result.dataset.episode)) == [0, 1, 2]
