@@ -173,6 +173,8 @@ def main() -> int:
     if args.quick:
         cases = [c for c in cases if c[1] in ("cem", "mppi") and c[0].startswith("PE")]
     cases.insert(1, ("PE (E=5, 4×200)", "cem, 20 particles", {"particles": 20}, {}))
+    if not args.quick:
+        cases.append(("GP (exact, 500 pts)", "cem, mean propagation", {"propagation": "expectation"}, {}))
     cases.append(("PE (E=5, 4×200)", "cem @ PETS search", PETS, PETS_CEM))
     header = f"{'model':22s} {'optimiser':20s} {'threads':>7s} {'load':>5s} {'median ms':>10s} {'p95 ms':>8s} {'Hz':>7s}"
     print(header)
