@@ -40,7 +40,7 @@ $(STAMP): requirements.txt requirements-ros.txt constraints.txt setup.py setup.c
 	@touch $@
 
 demo: $(STAMP)
-	$(BIN)/mbrl-control train --episodes 6 --out runs/demo
+	$(BIN)/mbrl-control train --model gp --set propagation=expectation --episodes 6 --out runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
