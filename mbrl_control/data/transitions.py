@@ -137,10 +137,7 @@ class TransitionDataset:
         Raises:
             ValueError: the dataset is empty, or ``val_fraction`` is outside [0, 1).
         """
-        if len(self) == 0:
-            raise ValueError("the dataset is empty: collect transitions before fitting")
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction = {val_fraction}: must be in [0, 1)")
+        self._check_split(val_fraction)
         episodes = self.episodes
         if val_fraction == 0.0:
             val_mask = np.zeros(len(self), dtype=bool)
@@ -151,14 +148,17 @@ class TransitionDataset:
             val_mask = np.isin(self.episode, rng.choice(episodes, size=n_val, replace=False))
         return self.subset(~val_mask), self.subset(val_mask)
 
-    def split_rows(self, val_fraction: float, rng: np.random.Generator) -> tuple["TransitionDataset", "TransitionDataset"]:
-        """Random train/validation split by transition: the validation part comes from the
-        same states as the training part (for early stopping, where a held-out episode
-        from another part of the state space would stop training at once)."""
+    def _check_split(self, val_fraction: float) -> None:
         if len(self) == 0:
             raise ValueError("the dataset is empty: collect transitions before fitting")
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction = {val_fraction}: must be in [0, 1)")
+
+    def split_rows(self, val_fraction: float, rng: np.random.Generator) -> tuple["TransitionDataset", "TransitionDataset"]:
+        """Random train/validation split by transition: the validation part comes from the
+        same states as the training part (for early stopping, where a held-out episode
+        from another part of the state space would stop training at once)."""
+        self._check_split(val_fraction)
         n_val = min(round(val_fraction * len(self)), len(self) - 1)
         val_mask = np.zeros(len(self), dtype=bool)
         val_mask[rng.choice(len(self), size=n_val, replace=False)] = True
