@@ -67,6 +67,7 @@ def parse_settings(items: Sequence[str]) -> dict[str, Any]:
 def train(args: argparse.Namespace) -> int:
     """Model-based RL from scratch; per-episode results to the terminal and ``--out``."""
     import gymnasium as gym
+    from tqdm import tqdm
 
     import mbrl_control  # noqa: F401  (registers the environments)
     from mbrl_control.config import ConfigError
@@ -86,8 +87,6 @@ def train(args: argparse.Namespace) -> int:
     def show(episode) -> None:
         extra = "" if episode.final_distance is None else f"  final distance {episode.final_distance:.3f}"
         hz = "" if episode.phase == "seed" else f"  planning {episode.planning_hz:5.1f} Hz"
-        from tqdm import tqdm
-
         tqdm.write(f"episode {episode.index:3d} {episode.phase:4s}  return {episode.episode_return:8.2f}{extra}"
                    f"  success {episode.success}{hz}  fit {episode.fit_seconds:.1f} s", file=sys.stdout)
 

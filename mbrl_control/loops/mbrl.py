@@ -136,13 +136,11 @@ def train_mbrl(
     if model not in PRESETS:
         raise ConfigError(f"model = {model!r}: choose one of {', '.join(PRESETS)}")
 
-    mpc_fields = split_overrides({k: v for k, v in overrides.items() if k in MPCConfig.field_names()}, MPCConfig)[0]
-    mpc_config = MPCConfig().replace(**{**mpc_fields, "optimizer": planner, "seed": seed})
-    model_kind, preset = PRESETS[model]
-    loop_over, optimizer_over, model_over = split_overrides(
-        {k: v for k, v in overrides.items() if k not in mpc_fields},
-        MBRLConfig, OPTIMIZER_CONFIGS[planner], MODELS[model_kind].Config,
+    mpc_config = MPCConfig().replace(optimizer=planner, seed=seed)  # refuses an unknown planner
+    loop_over, mpc_over, optimizer_over, model_over = split_overrides(
+        overrides, MBRLConfig, MPCConfig, OPTIMIZER_CONFIGS[planner], MODELS[PRESETS[model][0]].Config
     )
+    mpc_config = mpc_config.replace(**mpc_over)
     config = MBRLConfig().replace(**loop_over)
     optimizer_over.update(planner_overrides or {})
     model_over.update(model_overrides or {})

@@ -69,7 +69,7 @@ def trajectory_cost(
         # particle-major rows (row = p·N + n) make the member-major blocks hold every candidate
         state = obs.expand(rows, -1)
         returns = torch.zeros(rows)
-        alive = torch.ones(rows, dtype=torch.bool)
+        alive = torch.ones(rows, dtype=torch.bool)  # used with a termination_fn only
         repeated = actions.repeat(particles, 1, 1)  # [P·N, H, A]
         for t in range(horizon):
             act = repeated[:, t]
@@ -85,8 +85,11 @@ def trajectory_cost(
                     order = torch.randperm(rows, generator=generator)
                     next_state = torch.empty_like(state)
                     next_state[order] = model.sample_member_blocks(state[order], act[order], noise[order])
-            returns = returns + torch.where(alive, reward_fn(state, act, next_state), 0.0)
-            if termination_fn is not None:
+            reward = reward_fn(state, act, next_state)
+            if termination_fn is None:
+                returns = returns + reward
+            else:
+                returns = returns + torch.where(alive, reward, 0.0)
                 alive = alive & ~termination_fn(state, act, next_state)
             state = next_state
         per_particle = returns.view(particles, n)
