@@ -127,6 +127,16 @@ def test_model_follows_a_different_urdf(tmp_path):
             "<child link='c'/><limit lower='0' upper='1' effort='1' velocity='1'/></joint></robot>",
             "unknown link",
         ),
+        (
+            "<robot name='x'><link name='a'/><link name='b'/><joint name='j' type='revolute'><parent link='a'/>"
+            "<child link='b'/><origin xyz='0 0'/><limit lower='0' upper='1' effort='1' velocity='1'/></joint></robot>",
+            "not three numbers",
+        ),
+        (
+            "<robot name='x'><link name='a'/><link name='b'/><joint name='j' type='revolute'><parent link='a'/>"
+            "<child link='b'/><axis xyz='0 0 0'/><limit lower='0' upper='1' effort='1' velocity='1'/></joint></robot>",
+            "zero vector",
+        ),
     ],
 )
 def test_bad_urdf_is_refused_naming_file_and_reason(tmp_path, text, reason):

@@ -51,7 +51,7 @@ def used_members(propagation: str, members=5, particles=10, candidates=3, horizo
     cost = trajectory_cost(MemberEcho(members), torch.zeros(1), recording_reward, particles=particles,
                            propagation=propagation, generator=torch.Generator().manual_seed(0))
     cost(torch.zeros(candidates, horizon, 2))
-    return torch.stack(steps)  # [H, P·N] member per step per particle (row = p·N + n)
+    return torch.cat(steps).view(horizon, -1)  # [H, P·N] member per step per particle (row = p·N + n)
 
 
 def test_ts_inf_fixes_one_member_per_particle_and_spreads_them_evenly():

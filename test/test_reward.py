@@ -59,3 +59,12 @@ def test_reward_falls_with_distance():
     reward = reach_reward(next_obs, np.zeros((5, 5)), next_obs, action_cost=0.0)
     np.testing.assert_allclose(distance(next_obs), [0.0, 0.01, 0.05, 0.1, 0.3], atol=1e-6)
     assert np.all(np.diff(reward) < 0)
+
+
+def test_planner_reward_reads_the_end_effector_from_the_joints(transitions):
+    """A model's prediction is scored by its joints: the EE entries of next_obs are not read."""
+    reward_fn, obs, act, next_obs, rewards = transitions
+    scrambled = next_obs.copy()
+    scrambled[:, 10:13] = 5.0
+    np.testing.assert_allclose(reward_fn(obs, act, scrambled), rewards, atol=1e-12)
+    np.testing.assert_allclose(next_obs[:, 10:13], gym.make(ENV_ID).unwrapped.kinematics(next_obs[:, :5]), atol=1e-12)

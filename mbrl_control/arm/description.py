@@ -19,7 +19,8 @@ MOVABLE = ("revolute", "prismatic", "continuous")
 @dataclass(frozen=True)
 class JointSpec:
     """One URDF joint. Limits in rad (revolute) or m (prismatic); effort in N·m or N;
-    velocity in rad/s or m/s."""
+    velocity in rad/s or m/s. ``xyz``/``rpy`` place the child frame in the parent's (m,
+    rad, fixed-axis roll-pitch-yaw); ``axis`` is the unit axis of motion in the child frame."""
 
     name: str
     type: str
@@ -30,6 +31,9 @@ class JointSpec:
     effort: float
     velocity: float
     mimic: str | None = None
+    xyz: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    rpy: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    axis: tuple[float, float, float] = (1.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,22 @@ class ArmDescription:
         """Arm joint velocity limits, shape [n_arm]."""
         return np.array([j.velocity for j in self.arm_joints])
 
+    def chain(self, tip_link: str) -> tuple[JointSpec, ...]:
+        """The joints from the root link to ``tip_link``, root first.
+
+        Raises:
+            KeyError: no joint leads to ``tip_link`` and it is not the root.
+        """
+        by_child = {j.child: j for j in self.joints}
+        parents = {j.parent for j in self.joints}
+        if tip_link not in by_child and tip_link not in parents:
+            raise KeyError(f"{self.path}: no link named {tip_link!r}")
+        chain, link = [], tip_link
+        while link in by_child:
+            chain.append(by_child[link])
+            link = by_child[link].parent
+        return tuple(reversed(chain))
+
     def joint(self, name: str) -> JointSpec:
         for j in self.joints:
             if j.name == name:
@@ -87,6 +107,19 @@ def _float(element: ET.Element, attr: str, where: str) -> float:
         return float(raw)
     except ValueError:
         raise ValueError(f"{where}: <{element.tag} {attr}={raw!r}> is not a number") from None
+
+
+def _triple(element: ET.Element | None, attr: str, default: tuple[float, float, float], where: str) -> tuple[float, float, float]:
+    if element is None or element.get(attr) is None:
+        return default
+    raw = element.get(attr, "")
+    try:
+        values = tuple(float(v) for v in raw.split())
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(np.isfinite(values)):
+        raise ValueError(f"{where}: <{element.tag} {attr}={raw!r}> is not three numbers")
+    return values  # type: ignore[return-value]
 
 
 def load_description(path: str | Path) -> ArmDescription:
@@ -127,6 +160,12 @@ def load_description(path: str | Path) -> ArmDescription:
                 if not lower < upper:
                     raise ValueError(f"{where}: lower limit {lower} is not below upper limit {upper}")
         mimic = element.find("mimic")
+        origin = element.find("origin")
+        axis = np.array(_triple(element.find("axis"), "xyz", (1.0, 0.0, 0.0), where))
+        if kind in MOVABLE:
+            if not np.linalg.norm(axis) > 0:
+                raise ValueError(f"{where}: <axis xyz> is the zero vector")
+            axis /= np.linalg.norm(axis)
         joints.append(
             JointSpec(
                 name=name,
@@ -138,6 +177,9 @@ def load_description(path: str | Path) -> ArmDescription:
                 effort=effort,
                 velocity=velocity,
                 mimic=mimic.get("joint") if mimic is not None else None,
+                xyz=_triple(origin, "xyz", (0.0, 0.0, 0.0), where),
+                rpy=_triple(origin, "rpy", (0.0, 0.0, 0.0), where),
+                axis=tuple(float(v) for v in axis),  # type: ignore[arg-type]
             )
         )
     return ArmDescription(name=root.get("name", path.stem), path=path, joints=tuple(joints))

@@ -8,6 +8,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from mbrl_control.arm.kinematics import ForwardKinematics
 from mbrl_control.arm.model import CAMERA, COLLISION_GROUP
 from mbrl_control.arm.reach import ReachConfig, distance, reach_reward
 from mbrl_control.arm.sim import ArmSim, SimConfig
@@ -22,20 +23,23 @@ class ArmReach(gym.Env):
         [0:5]    joint positions (rad), measured: shoulder_pan, shoulder_lift,
                  elbow_flex, wrist_flex, wrist_roll
         [5:10]   joint velocities (rad/s), measured
-        [10:13]  end-effector position (m), base frame
+        [10:13]  end-effector position (m), base frame: the forward kinematics of the
+                 measured joint positions, as a real arm computes it from its encoders
         [13:16]  target position (m), base frame
 
     Action (float32, 5), in [-1, 1]: change of each joint's position target, scaled by
     ``max_joint_step`` (rad per control tick). Targets accumulate from the previous
     command and are kept inside the joint limits.
 
-    Reward: ``-‖ee - target‖ - action_cost·‖a‖²`` (:func:`mbrl_control.arm.reach.reach_reward`,
-    also exposed as ``reward_fn`` for planners: ``reward_fn(obs, act, next_obs)``
-    batched over numpy arrays or torch tensors). ``info["success"]`` is true while the
+    Reward: ``-‖fk(q) - target‖ - action_cost·‖a‖²`` with ``fk`` the arm's forward
+    kinematics (``self.kinematics``; :func:`mbrl_control.arm.reach.reach_reward`), also
+    exposed as ``reward_fn`` for planners: ``reward_fn(obs, act, next_obs)`` batched over
+    numpy arrays or torch tensors, so a planner scores a predicted state by its predicted
+    joints. ``info["success"]`` is true while the
     end effector is within ``success_distance`` of the target; ``info["distance"]`` gives
     the true distance. ``goal_dims = 3``: the target is the observation's goal part, which
-    learned dynamics models carry through instead of predicting. Episodes never terminate; they truncate after ``episode_length``
-    ticks. Each reset draws a new target in the reachable workspace: the end effector of
+    learned dynamics models carry through instead of predicting. Episodes never
+    terminate; they truncate after ``episode_length`` ticks. Each reset draws a new target in the reachable workspace: the end effector of
     a random collision-free pose, above the table and away from the base.
 
     Args:
@@ -64,7 +68,8 @@ class ArmReach(gym.Env):
         self.sim = ArmSim(self.sim_config)
         self.metadata = {**self.metadata, "render_fps": self.sim_config.control_rate}
         n = self.sim.n_joints
-        self.reward_fn = functools.partial(reach_reward, action_cost=self.config.action_cost)
+        self.kinematics = ForwardKinematics(self.sim.description, self.sim_config.ee_link)
+        self.reward_fn = functools.partial(reach_reward, action_cost=self.config.action_cost, kinematics=self.kinematics)
         self.termination_fn = None
         self.goal_dims = 3  # the target closes the observation; dynamics models carry it through
 
@@ -147,7 +152,7 @@ class ArmReach(gym.Env):
 
     def _observe(self) -> np.ndarray:
         q, qd = self.sim.measure()
-        self._last_obs = np.concatenate([q, qd, self.sim.ee_position, self.sim.target])
+        self._last_obs = np.concatenate([q, qd, self.kinematics(q), self.sim.target])
         return self._last_obs.copy()
 
     def _info(self) -> dict[str, Any]:

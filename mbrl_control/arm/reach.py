@@ -7,21 +7,31 @@ Observation ``obs`` [16] for the 5-joint arm (``n`` arm joints in general)::
     obs[2n:2n+3]     end-effector position p_ee (m), base frame
     obs[2n+3:2n+6]   target position p_target (m), base frame
 
+The end effector is computed from the measured joint positions by the arm's forward
+kinematics (the URDF), as a real arm computes it from its encoders.
+
 Reward on a transition ``(obs, act, next_obs)``::
 
-    r = -‖p_ee' - p_target'‖ - c · ‖clip(act, -1, 1)‖²
+    r = -‖fk(q') - p_target'‖ - c · ‖clip(act, -1, 1)‖²
 
-where primes are read from ``next_obs``. :func:`reach_reward` is written once for numpy
-arrays and torch tensors alike (batched over any leading dims, differentiable in torch),
-so the environment and the planners compute the very same number.
+where primes are read from ``next_obs``. Reading the end effector through the kinematics
+rather than from ``next_obs[EE]`` matters to a planner: a learned model then only has to
+predict the joints, whose dynamics are smooth and local, while the kinematics hold exactly
+in poses no episode has visited (PETS's reacher cost does the same). Without
+``kinematics`` the reward reads ``next_obs[EE]``. :func:`reach_reward` is written once for
+numpy arrays and torch tensors alike (batched over any leading dims, differentiable in
+torch), so the environment and the planners compute the very same number.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from mbrl_control.config import Config, param
+
+if TYPE_CHECKING:
+    from mbrl_control.arm.kinematics import ForwardKinematics
 
 Array = TypeVar("Array")  # numpy.ndarray or torch.Tensor
 
@@ -43,13 +53,17 @@ class ReachConfig(Config):
     initial_pose_noise: float = param(0.1, "Half-width of the uniform noise on the initial joint positions (rad).", low=0.0, high=1.0)
 
 
-def distance(obs: Array) -> Array:
-    """End-effector to target distance (m), shape [...] for ``obs`` [..., obs_dim]."""
-    delta = obs[..., EE] - obs[..., TARGET]
+def distance(obs: Array, kinematics: "ForwardKinematics | None" = None) -> Array:
+    """End-effector to target distance (m), shape [...] for ``obs`` [..., obs_dim]; the end
+    effector is ``kinematics(obs[..., :dof])`` when given, else ``obs[..., EE]``."""
+    ee = obs[..., EE] if kinematics is None else kinematics(obs[..., : kinematics.dof])
+    delta = ee - obs[..., TARGET]
     return ((delta * delta).sum(-1) + _EPS) ** 0.5
 
 
-def reach_reward(obs: Array, act: Array, next_obs: Array, action_cost: float = 0.01) -> Array:
+def reach_reward(
+    obs: Array, act: Array, next_obs: Array, action_cost: float = 0.01, kinematics: "ForwardKinematics | None" = None
+) -> Array:
     """Batched reward of the reaching task.
 
     Args:
@@ -57,9 +71,11 @@ def reach_reward(obs: Array, act: Array, next_obs: Array, action_cost: float = 0
         act: [..., act_dim] action in [-1, 1] (clipped like the environment does).
         next_obs: [..., obs_dim] observation after the action.
         action_cost: c in ``-c·‖a‖²``.
+        kinematics: the arm's forward kinematics: the end effector is computed from the
+            joint positions of ``next_obs``; None reads it from ``next_obs[..., EE]``.
 
     Returns:
         reward [...], a numpy array or a torch tensor like the inputs.
     """
     act = act.clip(-1.0, 1.0)
-    return -distance(next_obs) - action_cost * (act * act).sum(-1)
+    return -distance(next_obs, kinematics) - action_cost * (act * act).sum(-1)

@@ -68,30 +68,34 @@ def trajectory_cost(
         rows = n * particles
         # particle-major rows (row = p·N + n) make the member-major blocks hold every candidate
         state = obs.expand(rows, -1)
-        returns = torch.zeros(rows)
-        alive = torch.ones(rows, dtype=torch.bool)  # used with a termination_fn only
         repeated = actions.repeat(particles, 1, 1)  # [P·N, H, A]
+        states = [state]
         for t in range(horizon):
             act = repeated[:, t]
             if propagation == "expectation":
-                next_state = model.predict_mean(state, act)
+                state = model.predict_mean(state, act)
             else:
                 # common random numbers: particle p draws the same noise for every candidate,
                 # so candidates are compared on the same futures, not on lucky draws
                 noise = torch.randn((particles, 1, obs.shape[-1]), generator=generator).expand(-1, n, -1).reshape(rows, -1)
                 if propagation == "ts_inf":
-                    next_state = model.sample_member_blocks(state, act, noise)
+                    state = model.sample_member_blocks(state, act, noise)
                 else:  # ts1: shuffle particles into member blocks, sample, unshuffle
                     order = torch.randperm(rows, generator=generator)
-                    next_state = torch.empty_like(state)
-                    next_state[order] = model.sample_member_blocks(state[order], act[order], noise[order])
-            reward = reward_fn(state, act, next_state)
-            if termination_fn is None:
-                returns = returns + reward
-            else:
-                returns = returns + torch.where(alive, reward, 0.0)
-                alive = alive & ~termination_fn(state, act, next_state)
-            state = next_state
+                    shuffled = model.sample_member_blocks(state[order], act[order], noise[order])
+                    state = torch.empty_like(shuffled)
+                    state[order] = shuffled
+            states.append(state)
+        # reward (and termination) of all H steps in one call each: rows [H·P·N]
+        trajectory = torch.stack(states)  # [H + 1, P·N, obs_dim]
+        step_obs, step_next = trajectory[:-1].reshape(horizon * rows, -1), trajectory[1:].reshape(horizon * rows, -1)
+        step_act = repeated.transpose(0, 1).reshape(horizon * rows, -1)
+        rewards = reward_fn(step_obs, step_act, step_next).view(horizon, rows)
+        if termination_fn is not None:  # no reward after the step a particle terminates on
+            done = termination_fn(step_obs, step_act, step_next).view(horizon, rows)
+            ended_before = torch.cumsum(done.int(), 0) - done.int() > 0  # [H, rows]
+            rewards = torch.where(ended_before, 0.0, rewards)
+        returns = rewards.sum(0)
         per_particle = returns.view(particles, n)
         score = per_particle.mean(0)
         if risk and particles > 1:
