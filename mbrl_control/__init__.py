@@ -14,7 +14,7 @@ ENV_ID = "mbrl_control/ArmReach-v0"
 if ENV_ID not in gym.registry:
     gym.register(id=ENV_ID, entry_point="mbrl_control.arm.env:ArmReach")
 
-_LAZY = {"train_mbrl": "mbrl_control.loops.mbrl"}
+_LAZY = {"train_mbrl": "mbrl_control.loops.mbrl", "train_policy": "mbrl_control.policies.train"}
 
 
 def __getattr__(name: str):
@@ -26,4 +26,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'mbrl_control' has no attribute {name!r}")
 
 
-__all__ = ["ENV_ID", "__version__", "train_mbrl"]
+__all__ = ["ENV_ID", "__version__", "train_mbrl", "train_policy"]

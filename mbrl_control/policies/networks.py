@@ -1,0 +1,183 @@
+"""Policy and value networks for Box action spaces.
+
+A Gaussian policy ``π_θ(a | s)`` outputs a mean ``μ_θ(s)`` and a standard deviation
+(state-independent ``exp(log_std)`` or a state-dependent head). Its sample ``u ~ N(μ, σ²)``
+is the *raw* action that the learner stores; the environment receives
+
+* ``squash=False``: ``clip(u, low, high)``, with ``log π(u | s)`` of the unclipped sample;
+* ``squash=True``: ``a = low + (tanh(u) + 1)(high - low)/2``, and ``log π(a | s) =
+  log N(u; μ, σ²) - Σ log(1 - tanh²(u)) - Σ log((high - low)/2)`` (change of variables):
+  the mean cannot wander outside the bounds, which clipping allows and Reacher punishes.
+
+Observations are standardised by running statistics that live inside the module
+(:class:`RunningNormalizer`), so a checkpoint carries them and evaluation and deployment
+apply them without being told.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import Normal
+
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU, "elu": nn.ELU}
+LOG_STD_RANGE = (-20.0, 2.0)
+
+
+def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, activation: str) -> nn.Sequential:
+    """``in_dim → hidden… → out_dim``, orthogonal initialisation (√2 hidden gains)."""
+    widths, layers = [in_dim, *hidden], []
+    for a, b in zip(widths[:-1], widths[1:]):
+        linear = nn.Linear(a, b)
+        nn.init.orthogonal_(linear.weight, math.sqrt(2))
+        nn.init.zeros_(linear.bias)
+        layers += [linear, ACTIVATIONS[activation]()]
+    head = nn.Linear(widths[-1], out_dim)
+    nn.init.zeros_(head.bias)
+    layers.append(head)
+    return nn.Sequential(*layers)
+
+
+class RunningNormalizer(nn.Module):
+    """``z = clip((x - mean) / sqrt(var + ε), ±clip)`` with mean and variance over every
+    observation seen so far (Chan et al.'s parallel update), stored as buffers."""
+
+    def __init__(self, dim: int, clip: float = 10.0) -> None:
+        super().__init__()
+        self.clip = clip
+        self.register_buffer("mean", torch.zeros(dim, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(dim, dtype=torch.float64))
+        self.register_buffer("count", torch.tensor(0.0, dtype=torch.float64))
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        """Fold a batch ``x`` [B, dim] into the statistics."""
+        x = x.to(torch.float64).reshape(-1, self.mean.numel())
+        n = len(x)
+        if n == 0:
+            return
+        batch_mean, batch_var = x.mean(0), x.var(0, unbiased=False)
+        total = self.count + n
+        delta = batch_mean - self.mean
+        self.var.copy_((self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total)
+        self.mean.add_(delta * n / total)
+        self.count.copy_(total)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x - self.mean.to(x.dtype)) / torch.sqrt(self.var.to(x.dtype) + 1e-8)
+        return z.clamp(-self.clip, self.clip)
+
+
+class GaussianPolicy(nn.Module):
+    """``π_θ(u | s) = N(μ_θ(s), diag σ_θ(s)²)`` over raw actions ``u`` [B, A].
+
+    Args:
+        low, high: the action bounds [A] (finite).
+        state_dependent_std: σ from a head of the network instead of a free ``log_std``.
+        squash: tanh-squash into the bounds (else clip at the environment).
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        low: np.ndarray,
+        high: np.ndarray,
+        hidden: tuple[int, ...] = (64, 64),
+        activation: str = "tanh",
+        log_std_init: float = 0.0,
+        state_dependent_std: bool = False,
+        squash: bool = False,
+    ) -> None:
+        super().__init__()
+        low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+        if low.shape != high.shape or low.ndim != 1 or not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(low < high)):
+            raise ValueError(f"action bounds must be finite [A] arrays with low < high, got {low} and {high}")
+        act_dim = len(low)
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.squash, self.state_dependent_std = squash, state_dependent_std
+        self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
+        self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
+        self.obs_norm = RunningNormalizer(obs_dim)
+        self.net = mlp(obs_dim, hidden, act_dim * (2 if state_dependent_std else 1), activation)
+        nn.init.orthogonal_(self.net[-1].weight, 0.01)  # start near μ = 0: small first steps
+        if state_dependent_std:
+            nn.init.constant_(self.net[-1].bias[act_dim:], log_std_init)
+        else:
+            self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
+
+    def distribution(self, obs: torch.Tensor) -> Normal:
+        """``N(μ(s), σ(s)²)`` over raw actions, batch shape [B, A] for ``obs`` [B, obs_dim]."""
+        out = self.net(self.obs_norm(obs))
+        if self.state_dependent_std:
+            mean, log_std = out.chunk(2, dim=-1)
+        else:
+            mean, log_std = out, self.log_std.expand_as(out)
+        return Normal(mean, log_std.clamp(*LOG_STD_RANGE).exp())
+
+    def log_prob(self, obs: torch.Tensor, raw_actions: torch.Tensor) -> torch.Tensor:
+        """``log π(a | s)`` [B] of the environment action that ``raw_actions`` [B, A] give
+        (with the tanh change-of-variables correction when squashing)."""
+        return self._log_prob(self.distribution(obs), raw_actions)
+
+    def _log_prob(self, dist: Normal, raw_actions: torch.Tensor) -> torch.Tensor:
+        log_prob = dist.log_prob(raw_actions).sum(-1)
+        if self.squash:
+            # log(1 - tanh²u) = 2 (log 2 - u - softplus(-2u)), stable for large |u|
+            log_det = 2.0 * (math.log(2.0) - raw_actions - nn.functional.softplus(-2.0 * raw_actions))
+            log_prob = log_prob - log_det.sum(-1) - torch.log((self.high - self.low) / 2).sum()
+        return log_prob
+
+    def entropy(self, dist: Normal, raw_actions: torch.Tensor) -> torch.Tensor:
+        """Entropy [B]: exact for the Gaussian; for the squashed policy the one-sample
+        estimate ``-log π(a | s)`` at the sampled action."""
+        return -self._log_prob(dist, raw_actions) if self.squash else dist.entropy().sum(-1)
+
+    def to_env(self, raw_actions: torch.Tensor) -> torch.Tensor:
+        """The action the environment receives for raw actions [..., A]."""
+        if self.squash:
+            return self.low + (torch.tanh(raw_actions) + 1.0) * (self.high - self.low) / 2
+        return torch.maximum(torch.minimum(raw_actions, self.high), self.low)
+
+    def from_env(self, actions: torch.Tensor) -> torch.Tensor:
+        """Raw actions that give environment ``actions`` [..., A] (inverse of :meth:`to_env`
+        inside the bounds), e.g. to score an expert's actions in behaviour cloning."""
+        if not self.squash:
+            return actions
+        unit = (2 * (actions - self.low) / (self.high - self.low) - 1).clamp(-1 + 1e-6, 1 - 1e-6)
+        return torch.atanh(unit)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray | torch.Tensor, deterministic: bool = True) -> np.ndarray:
+        """Environment action(s) for ``obs`` [obs_dim] or [B, obs_dim]: the mean (or a
+        sample) passed through :meth:`to_env`. What a deployed policy calls."""
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        single = x.ndim == 1
+        dist = self.distribution(x[None] if single else x)
+        raw = dist.mean if deterministic else dist.sample()
+        action = self.to_env(raw).numpy()
+        return action[0] if single else action
+
+    def forward(self, obs: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+        """Deterministic environment action for ``obs``: a differentiable tensor [B, A] for
+        a tensor [B, obs_dim] (training through a model, cloning an expert), a numpy action
+        for a numpy observation (:meth:`act`)."""
+        if not isinstance(obs, torch.Tensor):
+            return self.act(obs)
+        return self.to_env(self.distribution(obs).mean)
+
+
+class ValueNetwork(nn.Module):
+    """``V_φ(s)`` [B] for ``obs`` [B, obs_dim], on observations standardised by the
+    policy's normaliser (shared, so both see the same inputs)."""
+
+    def __init__(self, obs_norm: RunningNormalizer, obs_dim: int, hidden: tuple[int, ...] = (64, 64), activation: str = "tanh") -> None:
+        super().__init__()
+        self.obs_norm = [obs_norm]  # a reference, not a submodule: the policy owns and saves it
+        self.net = mlp(obs_dim, hidden, 1, activation)
+        nn.init.orthogonal_(self.net[-1].weight, 1.0)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(self.obs_norm[0](obs)).squeeze(-1)

@@ -1,0 +1,275 @@
+"""Policy gradient: estimators against known gradients, advantages against their
+definitions, the trust-region machinery against explicit matrices, and learning."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch.distributions import AffineTransform, Normal, TanhTransform, TransformedDistribution
+
+from mbrl_control.config import ConfigError
+from mbrl_control.policies import GaussianPolicy, train_policy
+from mbrl_control.policies.advantages import gae, n_step_advantages, reward_to_go, total_return
+from mbrl_control.policies.learner import gaussian_kl
+from mbrl_control.policies.networks import RunningNormalizer
+from mbrl_control.policies.ppo import clipped_surrogate, update_beta
+from mbrl_control.policies.reinforce import reinforce_gradient
+from mbrl_control.policies.trust_region import conjugate_gradient, fisher_vector_product
+
+
+# -- REINFORCE on a Gaussian bandit ------------------------------------------------------------
+def bandit_estimates(baseline: str, batches=300, batch=32):
+    """REINFORCE estimates of ∂J/∂μ and ∂J/∂log σ for J = E[-(a - 2)²], a ~ N(μ=0, σ=1):
+    the true values are -2(μ - 2) = 4 and -2σ² = -2."""
+    torch.manual_seed(0)
+    policy = GaussianPolicy(1, np.array([-10.0]), np.array([10.0]), hidden=(4,))
+    obs = torch.zeros(batch, 1)
+    estimates = []
+    for _ in range(batches):
+        raw = torch.randn(batch, 1)
+        returns = -((raw[:, 0] - 2.0) ** 2)
+        g = reinforce_gradient(policy, obs, raw, returns, baseline)
+        estimates.append([g["net.2.bias"].item(), g["log_std"].item()])
+    return np.array(estimates)  # [batches, 2]
+
+
+def test_reinforce_is_unbiased_and_baselines_lower_its_variance():
+    truth = np.array([4.0, -2.0])
+    results = {b: bandit_estimates(b) for b in ("none", "mean", "optimal")}
+    for baseline, est in results.items():
+        standard_error = est.std(0) / np.sqrt(len(est))
+        assert np.all(np.abs(est.mean(0) - truth) < 4 * standard_error + 0.05), (baseline, est.mean(0))
+    var = {b: est.var(0) for b, est in results.items()}
+    assert np.all(var["mean"] < 0.8 * var["none"]), var
+    assert np.all(var["optimal"] <= var["mean"] * 1.05), var
+
+
+# -- returns and advantages ----------------------------------------------------------------------
+@pytest.fixture
+def rollout():
+    g = torch.Generator().manual_seed(1)
+    T, N = 12, 3
+    rewards, values, next_values = torch.randn(T, N, generator=g), torch.randn(T, N, generator=g), torch.randn(T, N, generator=g)
+    terminated = torch.zeros(T, N, dtype=torch.bool)
+    truncated = torch.zeros(T, N, dtype=torch.bool)
+    terminated[3, 0] = terminated[7, 1] = True
+    truncated[5, 2] = truncated[9, 0] = True
+    ends = terminated | truncated
+    # within an episode the next state's value is the next step's: V(s_{t+1})
+    next_values[:-1] = torch.where(ends[:-1], next_values[:-1], values[1:])
+    return rewards, values, next_values, terminated, ends
+
+
+def monte_carlo(rewards, next_values, terminated, ends, gamma):
+    """G_t by its definition, step by step to the end of the episode or the batch."""
+    T, N = rewards.shape
+    G = torch.zeros(T, N)
+    for n in range(N):
+        for t in range(T):
+            total, k = 0.0, t
+            while True:
+                total += gamma ** (k - t) * rewards[k, n].item()
+                if ends[k, n] or k == T - 1:
+                    if not terminated[k, n]:
+                        total += gamma ** (k - t + 1) * next_values[k, n].item()
+                    break
+                k += 1
+            G[t, n] = total
+    return G
+
+
+def test_gae_with_lambda_one_is_the_monte_carlo_advantage(rollout):
+    rewards, values, next_values, terminated, ends = rollout
+    expected = monte_carlo(rewards, next_values, terminated, ends, 0.9) - values
+    torch.testing.assert_close(gae(rewards, values, next_values, terminated, ends, 0.9, 1.0), expected)
+    torch.testing.assert_close(reward_to_go(rewards, terminated, ends, 0.9, next_values) - values, expected)
+    torch.testing.assert_close(n_step_advantages(rewards, values, next_values, terminated, ends, 0.9, 100), expected)
+
+
+def test_gae_with_lambda_zero_is_the_td_error(rollout):
+    rewards, values, next_values, terminated, ends = rollout
+    td = rewards + 0.9 * torch.where(terminated, 0.0, next_values) - values
+    torch.testing.assert_close(gae(rewards, values, next_values, terminated, ends, 0.9, 0.0), td)
+    torch.testing.assert_close(n_step_advantages(rewards, values, next_values, terminated, ends, 0.9, 1), td)
+
+
+def test_total_return_gives_every_step_its_episodes_return(rollout):
+    rewards, _, _, terminated, ends = rollout
+    returns = total_return(rewards, terminated, ends, 1.0)
+    # env 0: episodes [0..3], [4..9], [10..11]
+    for first, last in ((0, 3), (4, 9), (10, 11)):
+        torch.testing.assert_close(returns[first : last + 1, 0], rewards[first : last + 1, 0].sum().expand(last - first + 1))
+
+
+# -- trust region ---------------------------------------------------------------------------------
+def test_conjugate_gradient_solves_an_spd_system():
+    g = torch.Generator().manual_seed(0)
+    M = torch.randn(8, 8, generator=g, dtype=torch.float64)
+    A = M @ M.T + 0.5 * torch.eye(8, dtype=torch.float64)
+    b = torch.randn(8, generator=g, dtype=torch.float64)
+    x = conjugate_gradient(lambda v: A @ v, b, iterations=30)
+    torch.testing.assert_close(x, torch.linalg.solve(A, b))
+
+
+def test_fisher_vector_product_matches_the_explicit_fisher_matrix():
+    """F = E_s[J_μᵀ diag(1/σ²) J_μ + J_logσᵀ diag(2) J_logσ], the Gaussian's Fisher
+    information pulled back through the network, built row by row."""
+    torch.manual_seed(0)
+    policy = GaussianPolicy(2, np.array([-1.0, -1.0]), np.array([1.0, 1.0]), hidden=(3,), log_std_init=-0.5).double()
+    obs = torch.randn(5, 2, dtype=torch.float64)
+    params = list(policy.parameters())
+    with torch.no_grad():
+        dist = policy.distribution(obs)
+    Fv = fisher_vector_product(policy, obs, dist.mean, dist.stddev)
+
+    def flat_jacobian(output):
+        rows = [torch.cat([g.flatten() for g in torch.autograd.grad(o, params, retain_graph=True, allow_unused=True, materialize_grads=True)]) for o in output]
+        return torch.stack(rows)
+
+    F = 0
+    for s in obs:
+        d = policy.distribution(s[None])
+        J_mu, J_log_std = flat_jacobian(d.mean[0]), flat_jacobian(d.stddev.log()[0])
+        F = F + J_mu.T @ torch.diag(1 / d.stddev[0].detach() ** 2) @ J_mu + 2 * J_log_std.T @ J_log_std
+    F = F / len(obs)
+    v = torch.randn(F.shape[0], dtype=torch.float64)
+    torch.testing.assert_close(Fv(v), F @ v)
+
+
+# -- PPO -------------------------------------------------------------------------------------------
+def test_clipped_objective_by_hand():
+    ratio = torch.tensor([0.5, 0.9, 1.1, 1.5, 1.5, 0.5])
+    advantages = torch.tensor([1.0, -1.0, 1.0, -1.0, 1.0, -1.0])
+    # min(r·A, clip(r, 0.8, 1.2)·A) row by row
+    expected = torch.tensor([0.5, -0.9, 1.1, -1.5, 1.2, -0.8])
+    torch.testing.assert_close(clipped_surrogate(ratio, advantages, 0.2), expected)
+
+
+def test_kl_penalty_dual_update():
+    assert update_beta(1.0, kl=0.03, target_kl=0.01) == 2.0
+    assert update_beta(1.0, kl=0.005, target_kl=0.01) == 0.5
+    assert update_beta(1.0, kl=0.012, target_kl=0.01) == 1.0
+
+
+# -- policy distribution ---------------------------------------------------------------------------
+def test_squashed_log_prob_is_the_change_of_variables_density():
+    torch.manual_seed(0)
+    low, high = np.array([-2.0, 0.0]), np.array([2.0, 1.0])
+    policy = GaussianPolicy(3, low, high, hidden=(8,), squash=True, log_std_init=0.3)
+    obs, raw = torch.randn(16, 3), 1.5 * torch.randn(16, 2)
+    dist = policy.distribution(obs)
+    lo, hi = torch.tensor(low, dtype=torch.float32), torch.tensor(high, dtype=torch.float32)
+    reference = TransformedDistribution(Normal(dist.mean, dist.stddev), [TanhTransform(), AffineTransform((lo + hi) / 2, (hi - lo) / 2)])
+    actions = policy.to_env(raw)
+    assert torch.all(actions >= lo) and torch.all(actions <= hi)
+    torch.testing.assert_close(policy.log_prob(obs, raw), reference.log_prob(actions).sum(-1), atol=2e-3, rtol=1e-3)
+    torch.testing.assert_close(policy.from_env(actions), raw, atol=2e-3, rtol=1e-3)
+    far = policy.to_env(torch.full((1, 2), 30.0))  # saturated: still inside the bounds, finite log-prob
+    assert torch.all(far <= hi) and torch.isfinite(policy.log_prob(obs[:1], torch.full((1, 2), 30.0))).all()
+
+
+def test_gaussian_kl_is_zero_for_itself_and_positive_otherwise():
+    new = Normal(torch.zeros(4, 2), torch.ones(4, 2))
+    assert torch.allclose(gaussian_kl(torch.zeros(4, 2), torch.ones(4, 2), new), torch.zeros(4))
+    assert torch.all(gaussian_kl(torch.ones(4, 2), torch.ones(4, 2), new) > 0)
+
+
+def test_running_normalizer_equals_the_statistics_of_everything_seen():
+    data = np.random.default_rng(0).normal(3.0, 2.0, size=(1000, 4))
+    norm = RunningNormalizer(4)
+    for chunk in np.array_split(data, 7):
+        norm.update(torch.from_numpy(chunk))
+    np.testing.assert_allclose(norm.mean.numpy(), data.mean(0))
+    np.testing.assert_allclose(norm.var.numpy(), data.var(0))
+
+
+# -- learning --------------------------------------------------------------------------------------
+class PointMass(gym.Env):
+    """x' = x + 0.1·a on a line, a ∈ [-1, 1]; reward -|x' - goal|; 20 steps; start and
+    goal uniform in [-1, 1]. Optimal return ≈ -2.3 on average (it takes up to 10 steps)."""
+
+    def __init__(self):
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float64)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x, self.goal, self.t = self.np_random.uniform(-1, 1, size=3)[:2].tolist() + [0]
+        return np.array([self.x, self.goal]), {}
+
+    def step(self, action):
+        self.x += 0.1 * float(np.clip(action[0], -1, 1))
+        self.t += 1
+        distance = abs(self.x - self.goal)
+        return np.array([self.x, self.goal]), -distance, False, self.t >= 20, {"success": distance < 0.05}
+
+
+@pytest.mark.parametrize("algo, steps, settings", [
+    ("ppo", 12_000, {}),
+    ("trpo", 12_000, {"max_kl": 0.02}),
+])
+def test_ppo_and_trpo_learn_to_move_a_point_mass_to_its_goal(algo, steps, settings):
+    result = train_policy(PointMass, algo=algo, total_steps=steps, seed=0, n_steps=1000, eval_every=steps, eval_episodes=20, **settings)
+    (_, first), (_, last) = result.eval_curve[0], result.eval_curve[-1]
+    assert first < -6.0  # untrained: it barely moves
+    assert last > -4.0, result.eval_curve
+    if algo == "trpo":  # the line search keeps every update inside the trust region
+        assert all(u["kl"] <= 0.02 + 1e-9 for u in result.updates)
+
+
+def test_bad_settings_are_refused_with_the_reason():
+    with pytest.raises(ConfigError, match="algo"):
+        train_policy(PointMass, algo="sac", total_steps=10)
+    with pytest.raises(ConfigError, match="batch_size = 512: larger than a batch"):
+        train_policy(PointMass, algo="ppo", total_steps=10, n_steps=100, batch_size=512)
+    with pytest.raises(ConfigError, match="clip_range"):
+        train_policy(PointMass, total_steps=10, clip_range=-0.1)
+
+
+# -- checkpoints -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def short_run():
+    return train_policy(PointMass, algo="ppo_kl", total_steps=2000, seed=3, n_steps=500, eval_every=1000, eval_episodes=3)
+
+
+def test_same_seed_same_run(short_run):
+    again = train_policy(PointMass, algo="ppo_kl", total_steps=2000, seed=3, n_steps=500, eval_every=1000, eval_episodes=3)
+    assert again.eval_curve == short_run.eval_curve
+
+
+def test_checkpoint_carries_the_observation_statistics(short_run, tmp_path):
+    from mbrl_control.policies import load_policy, save_policy
+
+    path = save_policy(short_run, tmp_path / "policy.pt")
+    loaded = load_policy(path, obs_dim=2, act_dim=1)
+    assert loaded.obs_norm.count.item() == 2000
+    obs = np.random.default_rng(0).uniform(-1, 1, size=(10, 2))
+    np.testing.assert_array_equal(loaded(obs), short_run.policy(obs))
+    assert loaded(obs[0]).shape == (1,)
+
+
+def test_unusable_checkpoints_are_refused_naming_the_file(short_run, tmp_path):
+    from mbrl_control.checkpoint import CheckpointError
+    from mbrl_control.policies import load_policy, save_policy
+
+    path = save_policy(short_run, tmp_path / "policy.pt")
+    with pytest.raises(CheckpointError, match="obs_dim=2, act_dim=1, but this system has obs_dim=16"):
+        load_policy(path, obs_dim=16, act_dim=5)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="truncated.pt"):
+        load_policy(truncated)
+    with pytest.raises(CheckpointError, match="resume"):
+        train_policy(PointMass, algo="trpo", total_steps=3000, resume=path)  # another algorithm's optimiser state
+
+
+def test_training_resumes_where_the_checkpoint_left_off(short_run, tmp_path):
+    from mbrl_control.policies import save_policy
+
+    path = save_policy(short_run, tmp_path / "policy.pt")
+    resumed = train_policy(PointMass, algo="ppo_kl", total_steps=3000, seed=3, n_steps=500, eval_every=1000, eval_episodes=3, resume=path)
+    assert resumed.env_steps == 3000
+    assert resumed.eval_curve[: len(short_run.eval_curve)] == short_run.eval_curve
+    assert [s for s, _ in resumed.eval_curve] == [0, 1000, 2000, 3000]
+    assert len(resumed.updates) == 2  # only the new batches
+    assert resumed.policy.obs_norm.count.item() == 3000
