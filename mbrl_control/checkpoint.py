@@ -38,6 +38,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def write_text(path: str | Path, text: str) -> Path:
+    """Atomically write a text file."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
 def save_torch(payload: dict[str, Any], path: str | Path) -> Path:
     """Atomically ``torch.save`` a dict of tensors and plain values."""
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))

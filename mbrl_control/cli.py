@@ -1,6 +1,7 @@
 """The ``mbrl-control`` command.
 
     mbrl-control train    model-based RL on a simulated task: progress, CSV/JSON, learning curve
+    mbrl-control policy   policy gradient (REINFORCE … PPO): progress, CSV, learning curve, checkpoint
     mbrl-control demo     the simulated arm under random exploration, per-episode results
     mbrl-control render   a PNG of the simulated arm
 """
@@ -108,6 +109,48 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def policy(args: argparse.Namespace) -> int:
+    """Policy-gradient training; evaluation curve, metrics and the policy checkpoint to ``--out``."""
+    import gymnasium as gym
+
+    import mbrl_control  # noqa: F401  (registers the environments)
+    from mbrl_control.checkpoint import CheckpointError
+    from mbrl_control.config import ConfigError
+    from mbrl_control.policies.report import write_policy_report
+    from mbrl_control.policies.train import train_policy
+
+    out = Path(args.out)
+    try:
+        settings = parse_settings(args.set)
+        print(f"{args.env}: {args.algo}, {args.steps} environment steps, seed {args.seed}; results in {out}/")
+        writer = _tensorboard(out)
+        callback = None if writer is None else (lambda m: [writer.add_scalar(k, v, m["env_steps"]) for k, v in m.items() if k != "env_steps"])
+        result = train_policy(args.env, algo=args.algo, total_steps=args.steps, seed=args.seed, progress=True,
+                              callback=callback, resume=args.resume, **settings)
+    except (ValueError, gym.error.Error) as err:  # ConfigError and CheckpointError are ValueErrors
+        kind = "setting" if isinstance(err, ConfigError) else "checkpoint" if isinstance(err, CheckpointError) else "error"
+        print(f"mbrl-control policy: {kind}: {err}", file=sys.stderr)
+        return 2
+    for steps, value in result.eval_curve:
+        success = dict(result.success_curve).get(steps)
+        print(f"{steps:9d} steps  eval return {value:9.2f}" + ("" if success is None else f"  success {success:4.0%}"))
+    print(f"{result.steps_per_second:.0f} environment steps/s while training")
+    paths = write_policy_report(result, out, title=args.env)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _tensorboard(out: Path):
+    """A TensorBoard writer into ``out/tensorboard`` where tensorboard is installed, else None."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(out / "tensorboard"))
+
+
 def render(args: argparse.Namespace) -> int:
     """Write a PNG of the arm, or say in one line why rendering is unavailable."""
     os.environ.setdefault("MUJOCO_GL", "egl")
@@ -161,6 +204,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "model.pt and transitions.npz (default: %(default)s)")
     p.set_defaults(func=train)
 
+    p = commands.add_parser("policy", help="train a neural policy by policy gradient (REINFORCE, A2C, NPG, TRPO, PPO)")
+    p.add_argument("--env", default="mbrl_control/ArmReach-v0", help="gymnasium id (default: %(default)s)")
+    p.add_argument("--algo", default="ppo", choices=("reinforce", "a2c", "npg", "trpo", "ppo", "ppo_kl"))
+    p.add_argument("--steps", type=int, default=100_000, help="environment steps in all (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", default=None, help="continue from a policy.pt of an earlier run")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="any PolicyConfig setting, e.g. --set n_envs=4 --set squash=true --set learning_rate=1e-4")
+    p.add_argument("--out", default="runs/policy", help="directory for policy.pt, updates.csv, eval.csv and "
+                   "learning_curve.png (default: %(default)s)")
+    p.set_defaults(func=policy)
+
     p = commands.add_parser("demo", help="run the simulated arm and print per-episode results")
     p.add_argument("--episodes", type=int, default=5)
     p.add_argument("--episode-length", type=int, default=100)
@@ -180,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     length = getattr(args, "episode_length", None)
     if getattr(args, "episodes", 1) < 1 or (length is not None and length < 1) or getattr(args, "steps", 0) < 0:
         build_parser().error("--episodes and --episode-length must be positive, --steps non-negative")
+    if args.command == "policy" and args.steps < 1:
+        build_parser().error("--steps must be positive")
     return args.func(args)
 
 

@@ -75,3 +75,29 @@ def test_train_refuses_bad_settings_with_the_reason(tmp_path, capsys):
     assert "horizon = 0: must be >= 1" in capsys.readouterr().err
     assert main(["train", "--episodes", "1", "--set", "horizon", "--out", str(tmp_path)]) == 2
     assert "expected NAME=VALUE" in capsys.readouterr().err
+
+
+def test_policy_trains_writes_its_report_and_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["--algo", "ppo", "--set", "n_steps=200", "--set", "batch_size=50", "--set", "eval_every=200",
+              "--set", "eval_episodes=1", "--out", str(out)]
+    assert main(["policy", "--steps", "400", *common]) == 0
+    text = capsys.readouterr().out
+    assert [line.split()[0] for line in text.splitlines() if "eval return" in line] == ["0", "200", "400"]
+    assert (out / "eval.csv").read_text().splitlines()[0] == "env_steps,eval_return,success_rate"
+    assert len((out / "updates.csv").read_text().splitlines()) == 3
+    assert matplotlib.image.imread(out / "learning_curve.png").ndim == 3
+    from mbrl_control.policies import load_policy
+
+    assert load_policy(out / "policy.pt", 16, 5).obs_norm.count.item() == 400
+    assert main(["policy", "--steps", "600", "--resume", str(out / "policy.pt"), *common]) == 0
+    assert load_policy(out / "policy.pt").obs_norm.count.item() == 600
+
+
+def test_policy_refuses_bad_settings_and_checkpoints_with_the_reason(tmp_path, capsys):
+    assert main(["policy", "--steps", "100", "--set", "gamma=1.5", "--out", str(tmp_path)]) == 2
+    assert "gamma = 1.5: must be <= 1" in capsys.readouterr().err
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    assert main(["policy", "--steps", "100", "--resume", str(broken), "--out", str(tmp_path)]) == 2
+    assert "broken.pt" in capsys.readouterr().err

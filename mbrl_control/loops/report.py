@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from mbrl_control.checkpoint import atomic_write
+from mbrl_control.checkpoint import atomic_write, write_text
 from mbrl_control.loops.mbrl import MBRLResult
 
 FIELDS = ("index", "phase", "episode_return", "length", "success", "final_distance", "planning_hz", "fit_seconds")
@@ -28,11 +28,11 @@ def write_report(result: MBRLResult, out: str | Path, meta: dict[str, Any]) -> l
     writer = csv.DictWriter(table, fieldnames=FIELDS)
     writer.writeheader()
     writer.writerows(rows)
-    paths = [_write_text(out / "episodes.csv", table.getvalue())]
+    paths = [write_text(out / "episodes.csv", table.getvalue())]
     clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()} for row in rows]
     document = {**meta, "mpc": result.controller.config.to_dict(), "model_config": result.model.config.to_dict(),
                 "episodes": clean}
-    paths.append(_write_text(out / "episodes.json", json.dumps(document, indent=2)))
+    paths.append(write_text(out / "episodes.json", json.dumps(document, indent=2)))
     paths.append(plot_learning_curve(result, out / "learning_curve.png", title=str(meta.get("env", ""))))
     paths.append(result.model.save(out / "model.pt"))
     paths.append(result.dataset.save(out / "transitions.npz"))
@@ -77,6 +77,3 @@ def plot_learning_curve(result: MBRLResult, path: Path, title: str = "") -> Path
     finally:
         plt.close(fig)
 
-
-def _write_text(path: Path, text: str) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(text))
