@@ -22,6 +22,8 @@ setup(
         (f"share/{PACKAGE}/urdf", glob("urdf/*.urdf")),
     ],
     install_requires=["setuptools"],
+    # the peers benchmarks/ compares against, side by side (pip install -e .[bench])
+    extras_require={"bench": ["stable-baselines3==2.9.2", "sb3-contrib==2.9.2"]},
     zip_safe=True,
     maintainer="mbrl_control maintainers",
     maintainer_email="maintainers@mbrl-control.dev",
