@@ -53,6 +53,13 @@ class RunningNormalizer(nn.Module):
         self.register_buffer("count", torch.tensor(0.0, dtype=torch.float64))
 
     @torch.no_grad()
+    def reset(self) -> None:
+        """Forget every observation seen: mean 0, variance 1."""
+        self.mean.zero_()
+        self.var.fill_(1.0)
+        self.count.zero_()
+
+    @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
         """Fold a batch ``x`` [B, dim] into the statistics."""
         x = x.to(torch.float64).reshape(-1, self.mean.numel())

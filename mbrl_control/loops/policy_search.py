@@ -1,0 +1,185 @@
+"""Model-based policy search (seed 000: "model-free optimisation with a model"; MBPO-style
+short branches): a policy trained by PPO on imagined rollouts through the learned dynamics
+model, started from real visited states, and evaluated in the real environment.
+
+    D ← random episodes
+    repeat:  fit the model on D
+             PPO on k-step imagined rollouts from states of D (a model member per rollout)
+             run the policy in the real env, D ← D ∪ its transitions
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from mbrl_control.data.transitions import TransitionDataset
+from mbrl_control.models import make_model
+from mbrl_control.models.base import DynamicsModel
+from mbrl_control.planning.propagation import RewardFn
+from mbrl_control.policies.config import PolicyConfig
+from mbrl_control.policies.networks import GaussianPolicy
+from mbrl_control.policies.rollout import EpisodeStats, RolloutCollector, evaluate
+from mbrl_control.policies.train import LEARNERS, make_networks
+
+
+class ImaginedEnv(gym.vector.VectorEnv):
+    """``num_envs`` rollouts through a learned model, as a gymnasium vector env.
+
+    ``reset`` draws start states from ``start_states`` [M, obs_dim] (real observations);
+    ``step`` samples ``next_obs`` from the model — each rollout keeps one ensemble member
+    for its whole length (TS∞) — clipped into the observation space, and scores it with
+    ``reward_fn``. A rollout truncates after ``horizon`` steps and restarts in the same
+    step (``info["final_obs"]`` holds its last state), like gymnasium's SAME_STEP autoreset.
+    """
+
+    def __init__(self, model: DynamicsModel, reward_fn: RewardFn, start_states: np.ndarray, horizon: int,
+                 num_envs: int, observation_space: gym.spaces.Box, action_space: gym.spaces.Box) -> None:
+        self.model, self.reward_fn, self.horizon = model, reward_fn, horizon
+        self.start_states = torch.as_tensor(start_states, dtype=torch.float32)
+        self.num_envs = num_envs
+        self.single_observation_space, self.single_action_space = observation_space, action_space
+        self.observation_space = gym.vector.utils.batch_space(observation_space, num_envs)
+        self.action_space = gym.vector.utils.batch_space(action_space, num_envs)
+        self.low = torch.as_tensor(observation_space.low, dtype=torch.float32)
+        self.high = torch.as_tensor(observation_space.high, dtype=torch.float32)
+        self.members = getattr(model.config, "members", 1)
+        self.generator = torch.Generator()
+        self.state = torch.zeros(num_envs, observation_space.shape[0])
+        self.member = torch.zeros(num_envs, dtype=torch.long)
+        self.t = torch.zeros(num_envs, dtype=torch.long)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        if seed is not None:
+            self.generator.manual_seed(seed)
+        self._restart(torch.ones(self.num_envs, dtype=torch.bool))
+        return self.state.double().numpy(), {}
+
+    def _restart(self, rows: torch.Tensor) -> None:
+        n = int(rows.sum())
+        self.state[rows] = self.start_states[torch.randint(len(self.start_states), (n,), generator=self.generator)]
+        self.member[rows] = torch.randint(self.members, (n,), generator=self.generator)
+        self.t[rows] = 0
+
+    @torch.no_grad()
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+        act = torch.as_tensor(np.asarray(actions), dtype=torch.float32)
+        members = self.member if self.members > 1 else None
+        next_state = self.model.sample(self.state, act, members=members, generator=self.generator)
+        next_state = torch.maximum(torch.minimum(next_state, self.high), self.low)
+        rewards = self.reward_fn(self.state, act, next_state)
+        self.t += 1
+        truncated = self.t >= self.horizon
+        self.state = next_state
+        info: dict[str, Any] = {}
+        if truncated.any():
+            final = np.empty(self.num_envs, dtype=object)
+            for n in torch.nonzero(truncated).flatten().tolist():
+                final[n] = next_state[n].double().numpy()
+            info = {"final_obs": final, "_final_obs": truncated.numpy()}
+            self._restart(truncated)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        return self.state.double().numpy(), rewards.double().numpy(), terminated, truncated.numpy(), info
+
+
+@dataclass
+class PolicySearchResult:
+    """Outcome of :func:`train_policy_in_model`: the policy, the model, the real data, and
+    per iteration (real env steps so far, mean eval return, success rate or None)."""
+
+    policy: GaussianPolicy
+    model: DynamicsModel
+    dataset: TransitionDataset
+    curve: list[tuple[int, float, float | None]] = field(default_factory=list)
+    imagined_steps: int = 0
+
+
+def train_policy_in_model(
+    env: gym.Env | str,
+    reward_fn: RewardFn | None = None,
+    model: str = "ensemble",
+    iterations: int = 10,
+    seed_episodes: int = 1,
+    episodes_per_iteration: int = 1,
+    updates_per_iteration: int = 20,
+    imagined_horizon: int = 10,
+    imagined_rollouts: int = 256,
+    eval_episodes: int = 10,
+    seed: int = 0,
+    progress: bool = False,
+    model_overrides: dict[str, Any] | None = None,
+    **policy_overrides: Any,
+) -> PolicySearchResult:
+    """PPO (or another :data:`LEARNERS` algorithm via ``algo=``) on imagined rollouts.
+
+    Each iteration fits the model on all real data, takes ``updates_per_iteration`` policy
+    updates on batches of ``imagined_rollouts`` × ``imagined_horizon`` imagined steps, then
+    runs ``episodes_per_iteration`` real episodes with the policy's sampled actions (new
+    data) and evaluates its mean action on ``eval_episodes`` fixed-seed episodes.
+
+    Args:
+        env: a gymnasium env (or id) with Box spaces and finite observation bounds.
+        reward_fn: the batched torch reward; by default the env's ``unwrapped.reward_fn``.
+        **policy_overrides: :class:`PolicyConfig` fields (``n_envs`` and ``n_steps`` are
+            ``imagined_rollouts`` and ``imagined_horizon``).
+    """
+    if isinstance(env, str):
+        env = gym.make(env)
+    reward_fn = reward_fn or getattr(env.unwrapped, "reward_fn", None)
+    if reward_fn is None:
+        raise ValueError("no reward_fn given and the env has no unwrapped.reward_fn: imagined rollouts need a batched torch reward")
+    cfg = PolicyConfig(seed=seed, n_envs=imagined_rollouts, n_steps=imagined_horizon,
+                       batch_size=min(256, imagined_rollouts * imagined_horizon)).replace(**policy_overrides)
+    obs_space, act_space = env.observation_space, env.action_space
+    obs_dim, act_dim = obs_space.shape[0], act_space.shape[0]
+    torch.manual_seed(seed)
+    dynamics = make_model(model, obs_dim, act_dim, **{"goal_dims": getattr(env.unwrapped, "goal_dims", 0), **(model_overrides or {}), "seed": seed})
+    policy, value = make_networks(obs_dim, act_space.low, act_space.high, cfg)
+    learner = LEARNERS[cfg.algo](policy, value, cfg)
+    dataset = TransitionDataset(obs_dim, act_dim)
+    rng = np.random.default_rng(seed)
+    episode = 0
+
+    def run_episode(act) -> None:
+        nonlocal episode
+        obs, _ = env.reset(seed=seed * 1_000_003 + episode)
+        done = False
+        while not done:
+            action = np.asarray(act(obs), dtype=act_space.dtype)
+            next_obs, _, terminated, truncated, _ = env.step(action)
+            dataset.append(obs, action, next_obs, episode=episode)
+            obs, done = next_obs, terminated or truncated
+        episode += 1
+
+    for _ in range(seed_episodes):
+        run_episode(lambda obs: rng.uniform(act_space.low, act_space.high))
+    result = PolicySearchResult(policy, dynamics, dataset)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=iterations, unit="iteration", desc="policy search", file=sys.stderr)
+    stats = EpisodeStats()
+    for iteration in range(iterations):
+        dynamics.fit(dataset)
+        imagined = ImaginedEnv(dynamics, reward_fn, dataset.obs, imagined_horizon, imagined_rollouts, obs_space, act_space)
+        collector = RolloutCollector(imagined, seed + iteration)
+        for _ in range(updates_per_iteration):
+            learner.update(collector.collect(policy, imagined_horizon, stats))
+            result.imagined_steps += imagined_rollouts * imagined_horizon
+        for _ in range(episodes_per_iteration):
+            run_episode(lambda obs: policy.to_env(policy.distribution(torch.as_tensor(obs, dtype=torch.float32)[None]).sample()[0]).numpy())
+        evaluation = evaluate(policy, env, eval_episodes, seed=10_000_019)
+        success = float(np.mean(evaluation.successes)) if evaluation.successes else None
+        result.curve.append((len(dataset), float(np.mean(evaluation.returns)), success))
+        if bar is not None:
+            bar.set_postfix(steps=len(dataset), ret=f"{result.curve[-1][1]:.1f}", success="-" if success is None else f"{success:.0%}")
+            bar.update()
+    if bar is not None:
+        bar.close()
+    return result

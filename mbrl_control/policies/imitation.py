@@ -1,0 +1,157 @@
+"""Behaviour cloning and DAgger (seed 002): distil an expert — the MPC planner — into a
+policy that costs microseconds per action.
+
+Behaviour cloning maximises ``Σ log π_θ(a* | s)`` over the expert's state-action pairs; its
+policy drifts into states the expert never visited (compounding error). DAgger asks the
+expert what it would have done in the states the *policy* visits and trains on the
+aggregate:
+
+    D ← expert rollouts;  π ← BC(D)
+    repeat: run π, label its states s with a* = expert(s), D ← D ∪ {(s, a*)}, π ← BC(D)
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from mbrl_control.policies.config import PolicyConfig
+from mbrl_control.policies.networks import GaussianPolicy
+from mbrl_control.policies.rollout import EpisodeStats, evaluate
+
+Expert = Callable[[np.ndarray], np.ndarray]
+
+
+def behaviour_cloning(
+    policy: GaussianPolicy,
+    obs: np.ndarray,
+    actions: np.ndarray,
+    epochs: int = 100,
+    batch_size: int = 256,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+) -> list[float]:
+    """Fit ``policy`` to expert pairs (``obs`` [N, obs_dim], ``actions`` [N, A] in the
+    environment's units) by maximum likelihood; the observation statistics are refitted to
+    ``obs``. Returns the mean negative log-likelihood per epoch."""
+    x = torch.as_tensor(obs, dtype=torch.float32)
+    raw = policy.from_env(torch.as_tensor(actions, dtype=torch.float32))
+    policy.obs_norm.reset()
+    policy.obs_norm.update(x)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=learning_rate)
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(epochs):
+        order, total = torch.randperm(len(x), generator=generator), 0.0
+        for start in range(0, len(x), batch_size):
+            rows = order[start : start + batch_size]
+            loss = -policy.log_prob(x[rows], raw[rows]).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(rows)
+        losses.append(total / len(x))
+    return losses
+
+
+@dataclass
+class DaggerIteration:
+    """One round: how many labelled states the policy was trained on, its evaluation, and
+    the seconds the expert spent labelling."""
+
+    labels: int
+    mean_return: float
+    success_rate: float | None
+    expert_seconds: float
+    bc_loss: float
+
+
+@dataclass
+class DaggerResult:
+    """The distilled policy and its learning record."""
+
+    policy: GaussianPolicy
+    iterations: list[DaggerIteration] = field(default_factory=list)
+    obs: np.ndarray | None = None
+    actions: np.ndarray | None = None
+    env_steps: int = 0
+
+
+def dagger(
+    env: gym.Env,
+    expert: Expert,
+    iterations: int = 6,
+    episodes_per_iteration: int = 2,
+    eval_episodes: int = 10,
+    seed: int = 0,
+    epochs: int = 100,
+    learning_rate: float = 1e-3,
+    reset_expert: Callable[[], None] | None = None,
+    progress: bool = False,
+    **network: object,
+) -> DaggerResult:
+    """Distil ``expert`` (obs [obs_dim] → action [A]) into a Gaussian MLP policy.
+
+    Iteration 0 rolls out the expert (behaviour cloning data); each later iteration rolls
+    out the policy's mean action and labels every visited state with the expert's action.
+    ``reset_expert`` is called at each episode start (an MPC controller's warm start).
+
+    Args:
+        **network: :class:`PolicyConfig` network fields (``hidden``, ``layers``,
+            ``activation``, ``squash``, ``seed``...).
+    """
+    cfg = PolicyConfig(seed=seed).replace(**network)
+    torch.manual_seed(cfg.seed)
+    space = env.action_space
+    policy = GaussianPolicy(env.observation_space.shape[0], space.low, space.high, (cfg.hidden,) * cfg.layers,
+                            cfg.activation, cfg.log_std_init, cfg.state_dependent_std, cfg.squash)
+    result = DaggerResult(policy)
+    all_obs: list[np.ndarray] = []
+    all_actions: list[np.ndarray] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=iterations, unit="iteration", desc="DAgger", file=sys.stderr)
+    episode = 0
+    for iteration in range(iterations):
+        expert_seconds = 0.0
+        for _ in range(episodes_per_iteration):
+            obs, _ = env.reset(seed=seed * 100_003 + episode)
+            episode += 1
+            if reset_expert is not None:
+                reset_expert()
+            done = False
+            while not done:
+                start = time.perf_counter()
+                label = np.asarray(expert(obs), dtype=np.float64)
+                expert_seconds += time.perf_counter() - start
+                all_obs.append(obs)
+                all_actions.append(label)
+                action = label if iteration == 0 else policy.act(obs)
+                obs, _, terminated, truncated, _ = env.step(action.astype(space.dtype))
+                result.env_steps += 1
+                done = terminated or truncated
+        losses = behaviour_cloning(policy, np.array(all_obs), np.array(all_actions), epochs, learning_rate=learning_rate, seed=seed + iteration)
+        stats: EpisodeStats = evaluate(policy, env, eval_episodes, seed=10_000_019)
+        result.iterations.append(DaggerIteration(
+            labels=len(all_obs), mean_return=float(np.mean(stats.returns)),
+            success_rate=float(np.mean(stats.successes)) if stats.successes else None,
+            expert_seconds=expert_seconds, bc_loss=losses[-1],
+        ))
+        if bar is not None:
+            last = result.iterations[-1]
+            bar.set_postfix(labels=last.labels, ret=f"{last.mean_return:.1f}",
+                            success="-" if last.success_rate is None else f"{last.success_rate:.0%}")
+            bar.update()
+    if bar is not None:
+        bar.close()
+    policy.eval()
+    result.obs, result.actions = np.array(all_obs), np.array(all_actions)
+    return result
