@@ -188,6 +188,8 @@ class PointMass(gym.Env):
     """x' = x + 0.1·a on a line, a ∈ [-1, 1]; reward -|x' - goal|; 20 steps; start and
     goal uniform in [-1, 1]. Optimal return ≈ -2.3 on average (it takes up to 10 steps)."""
 
+    goal_dims = 1  # obs = [x, goal]
+
     def __init__(self):
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float64)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
@@ -196,6 +198,14 @@ class PointMass(gym.Env):
         super().reset(seed=seed)
         self.x, self.goal, self.t = self.np_random.uniform(-1, 1, size=3)[:2].tolist() + [0]
         return np.array([self.x, self.goal]), {}
+
+    def sample_goal(self):
+        return self.np_random.uniform(-1, 1, size=1)
+
+    @staticmethod
+    def reward_fn(obs, act, next_obs):
+        """The reward, batched in torch: -|x' - goal|."""
+        return -(next_obs[:, 0] - next_obs[:, 1]).abs()
 
     def step(self, action):
         self.x += 0.1 * float(np.clip(action[0], -1, 1))
@@ -273,3 +283,48 @@ def test_training_resumes_where_the_checkpoint_left_off(short_run, tmp_path):
     assert [s for s, _ in resumed.eval_curve] == [0, 1000, 2000, 3000]
     assert len(resumed.updates) == 2  # only the new batches
     assert resumed.policy.obs_norm.count.item() == 3000
+
+
+# -- with a learned model -----------------------------------------------------------------------------
+def optimal_point_mass_action(obs):
+    return np.clip([(obs[1] - obs[0]) / 0.1], -1.0, 1.0)
+
+
+def test_dagger_distils_an_expert_into_a_policy():
+    from mbrl_control.policies.imitation import dagger
+
+    result = dagger(PointMass(), optimal_point_mass_action, iterations=3, episodes_per_iteration=4, eval_episodes=20, epochs=50)
+    assert [it.labels for it in result.iterations] == [80, 160, 240]  # every visited state labelled
+    assert result.iterations[-1].mean_return > -4.0  # the expert: about -2.3; an untrained policy: about -9
+    assert result.iterations[-1].success_rate >= 0.9
+
+
+def test_imagined_env_follows_the_model_and_restarts_with_new_goals():
+    from mbrl_control.loops.policy_search import ImaginedEnv
+
+    class Shift:  # x' = x + 0.1 a, the point mass's true dynamics
+        config = type("C", (), {"members": 1})()
+
+        def sample(self, obs, act, members=None, generator=None):
+            return torch.stack([obs[:, 0] + 0.1 * act[:, 0], obs[:, 1]], 1)
+
+    env = PointMass()
+    starts = np.array([[0.5, 0.0]])
+    imagined = ImaginedEnv(Shift(), PointMass.reward_fn, starts, 3, 4, env.observation_space, env.action_space, goals=np.array([[0.9]]))
+    obs, _ = imagined.reset(seed=0)
+    np.testing.assert_allclose(obs, [[0.5, 0.9]] * 4)  # start state, goal from the pool
+    for t in range(3):
+        obs, reward, terminated, truncated, info = imagined.step(np.ones((4, 1), np.float32))
+    np.testing.assert_allclose(np.stack(info["final_obs"]), [[0.8, 0.9]] * 4, atol=1e-6)
+    np.testing.assert_allclose(reward, [-0.1] * 4, atol=1e-6)
+    assert truncated.all() and not terminated.any()
+    np.testing.assert_allclose(obs, [[0.5, 0.9]] * 4)  # restarted in the same step
+
+
+def test_ppo_inside_a_learned_model_improves_the_real_policy():
+    from mbrl_control.loops.policy_search import train_policy_in_model
+
+    result = train_policy_in_model(PointMass(), model="mlp", seed_episodes=5, iterations=4, updates_per_iteration=10,
+                                   imagined_rollouts=64, imagined_horizon=10, eval_episodes=20, model_overrides={"max_epochs": 50})
+    assert [steps for steps, _, _ in result.curve] == [120, 140, 160, 180]  # one real episode per iteration
+    assert result.curve[-1][1] > -6.0, result.curve  # an untrained policy: about -9

@@ -150,6 +150,11 @@ class ArmReach(gym.Env):
             f"target_min_radius={cfg.target_min_radius} leave no workspace"
         )
 
+    def sample_goal(self) -> np.ndarray:
+        """A goal [goal_dims] from the task's distribution (:meth:`sample_target`), for
+        learners that imagine episodes with new goals."""
+        return self.sample_target()
+
     def _observe(self) -> np.ndarray:
         q, qd = self.sim.measure()
         self._last_obs = np.concatenate([q, qd, self.kinematics(q), self.sim.target])

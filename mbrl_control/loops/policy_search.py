@@ -28,10 +28,16 @@ from mbrl_control.policies.rollout import EpisodeStats, RolloutCollector, evalua
 from mbrl_control.policies.train import LEARNERS, make_networks
 
 
+GOAL_POOL = 2000  # goals drawn once per run for imagined rollouts
+
+
 class ImaginedEnv(gym.vector.VectorEnv):
     """``num_envs`` rollouts through a learned model, as a gymnasium vector env.
 
-    ``reset`` draws start states from ``start_states`` [M, obs_dim] (real observations);
+    ``reset`` draws start states from ``start_states`` [M, obs_dim] (real observations),
+    with their last ``G`` entries (the task's goal) replaced by rows of ``goals`` [K, G]
+    when given: a few real episodes hold only a few goals, and a policy trained on their
+    states alone learns those goals only;
     ``step`` samples ``next_obs`` from the model — each rollout keeps one ensemble member
     for its whole length (TS∞) — clipped into the observation space, and scores it with
     ``reward_fn``. A rollout truncates after ``horizon`` steps and restarts in the same
@@ -39,9 +45,11 @@ class ImaginedEnv(gym.vector.VectorEnv):
     """
 
     def __init__(self, model: DynamicsModel, reward_fn: RewardFn, start_states: np.ndarray, horizon: int,
-                 num_envs: int, observation_space: gym.spaces.Box, action_space: gym.spaces.Box) -> None:
+                 num_envs: int, observation_space: gym.spaces.Box, action_space: gym.spaces.Box,
+                 goals: np.ndarray | None = None) -> None:
         self.model, self.reward_fn, self.horizon = model, reward_fn, horizon
         self.start_states = torch.as_tensor(start_states, dtype=torch.float32)
+        self.goals = None if goals is None or len(goals) == 0 else torch.as_tensor(goals, dtype=torch.float32)
         self.num_envs = num_envs
         self.single_observation_space, self.single_action_space = observation_space, action_space
         self.observation_space = gym.vector.utils.batch_space(observation_space, num_envs)
@@ -62,7 +70,10 @@ class ImaginedEnv(gym.vector.VectorEnv):
 
     def _restart(self, rows: torch.Tensor) -> None:
         n = int(rows.sum())
-        self.state[rows] = self.start_states[torch.randint(len(self.start_states), (n,), generator=self.generator)]
+        starts = self.start_states[torch.randint(len(self.start_states), (n,), generator=self.generator)]
+        if self.goals is not None:
+            starts[:, -self.goals.shape[1] :] = self.goals[torch.randint(len(self.goals), (n,), generator=self.generator)]
+        self.state[rows] = starts
         self.member[rows] = torch.randint(self.members, (n,), generator=self.generator)
         self.t[rows] = 0
 
@@ -122,8 +133,11 @@ def train_policy_in_model(
     runs ``episodes_per_iteration`` real episodes with the policy's sampled actions (new
     data) and evaluates its mean action on ``eval_episodes`` fixed-seed episodes.
 
+    Goal-conditioned tasks (``unwrapped.goal_dims`` > 0 and ``unwrapped.sample_goal()``,
+    as ArmReach) start imagined rollouts with goals drawn from the task's distribution.
+
     Args:
-        env: a gymnasium env (or id) with Box spaces and finite observation bounds.
+        env: a gymnasium env (or id) with Box spaces.
         reward_fn: the batched torch reward; by default the env's ``unwrapped.reward_fn``.
         **policy_overrides: :class:`PolicyConfig` fields (``n_envs`` and ``n_steps`` are
             ``imagined_rollouts`` and ``imagined_horizon``).
@@ -158,6 +172,9 @@ def train_policy_in_model(
 
     for _ in range(seed_episodes):
         run_episode(lambda obs: rng.uniform(act_space.low, act_space.high))
+    goals = None
+    if getattr(env.unwrapped, "goal_dims", 0) and hasattr(env.unwrapped, "sample_goal"):
+        goals = np.array([env.unwrapped.sample_goal() for _ in range(GOAL_POOL)])
     result = PolicySearchResult(policy, dynamics, dataset)
     bar = None
     if progress:
@@ -167,7 +184,7 @@ def train_policy_in_model(
     stats = EpisodeStats()
     for iteration in range(iterations):
         dynamics.fit(dataset)
-        imagined = ImaginedEnv(dynamics, reward_fn, dataset.obs, imagined_horizon, imagined_rollouts, obs_space, act_space)
+        imagined = ImaginedEnv(dynamics, reward_fn, dataset.obs, imagined_horizon, imagined_rollouts, obs_space, act_space, goals)
         collector = RolloutCollector(imagined, seed + iteration)
         for _ in range(updates_per_iteration):
             learner.update(collector.collect(policy, imagined_horizon, stats))
