@@ -321,10 +321,15 @@ def test_imagined_env_follows_the_model_and_restarts_with_new_goals():
     np.testing.assert_allclose(obs, [[0.5, 0.9]] * 4)  # restarted in the same step
 
 
-def test_ppo_inside_a_learned_model_improves_the_real_policy():
+@pytest.mark.parametrize("method, iterations, settings, better_than", [
+    ("policy_gradient", 4, {}, -6.0),  # PPO on imagined rollouts
+    ("backprop", 2, {"learning_rate": 3e-3, "squash": True}, -4.0),  # MBRL 2.0
+])
+def test_policy_search_inside_a_learned_model_improves_the_real_policy(method, iterations, settings, better_than):
     from mbrl_control.loops.policy_search import train_policy_in_model
 
-    result = train_policy_in_model(PointMass(), model="mlp", seed_episodes=5, iterations=4, updates_per_iteration=10,
-                                   imagined_rollouts=64, imagined_horizon=10, eval_episodes=20, model_overrides={"max_epochs": 50})
-    assert [steps for steps, _, _ in result.curve] == [120, 140, 160, 180]  # one real episode per iteration
-    assert result.curve[-1][1] > -6.0, result.curve  # an untrained policy: about -9
+    result = train_policy_in_model(PointMass(), model="mlp", method=method, seed_episodes=5, iterations=iterations,
+                                   updates_per_iteration=10, imagined_rollouts=64, imagined_horizon=10, eval_episodes=20,
+                                   model_overrides={"max_epochs": 50}, **settings)
+    assert [steps for steps, _, _ in result.curve] == [100 + 20 * k for k in range(1, iterations + 1)]  # one real episode per iteration
+    assert result.curve[-1][1] > better_than, result.curve  # an untrained policy: about -9

@@ -1,11 +1,18 @@
-"""Model-based policy search (seed 000: "model-free optimisation with a model"; MBPO-style
-short branches): a policy trained by PPO on imagined rollouts through the learned dynamics
-model, started from real visited states, and evaluated in the real environment.
+"""Model-based policy search: a policy trained on imagined rollouts through the learned
+dynamics model, started from real visited states, and evaluated in the real environment.
 
     D ← random episodes
     repeat:  fit the model on D
-             PPO on k-step imagined rollouts from states of D (a model member per rollout)
-             run the policy in the real env, D ← D ∪ its transitions
+             improve π on k-step imagined rollouts from states of D (a member per rollout)
+             run π in the real env, D ← D ∪ its transitions
+
+Two ways to improve π (``method``):
+  ``policy_gradient``  PPO (or any :data:`LEARNERS` algorithm) on the imagined rollouts, as
+                       if the model were the environment (seed 000: "model-free
+                       optimisation with a model"; MBPO-style short branches);
+  ``backprop``         MBRL 2.0 (seed 000): the imagined return Σ_t r(s_t, π(s_t), s_{t+1})
+                       differentiated through the reparameterised model,
+                       s_{t+1} = μ_e(s_t, a_t) + σ_e(s_t, a_t) ε, into the policy's weights.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from mbrl_control.config import ConfigError
 from mbrl_control.data.transitions import TransitionDataset
 from mbrl_control.models import make_model
 from mbrl_control.models.base import DynamicsModel
@@ -110,10 +118,40 @@ class PolicySearchResult:
     imagined_steps: int = 0
 
 
+def backprop_update(
+    policy: GaussianPolicy,
+    optimizer: torch.optim.Optimizer,
+    model: DynamicsModel,
+    reward_fn: RewardFn,
+    starts: torch.Tensor,
+    horizon: int,
+    generator: torch.Generator,
+    max_grad_norm: float = 0.0,
+) -> float:
+    """One MBRL 2.0 step: maximise the mean imagined return of the policy's mean action
+    over ``horizon`` steps from ``starts`` [B, obs_dim] (B a multiple of the ensemble size:
+    member-major rows, TS∞), by backpropagation through the model. Returns that return."""
+    obs, total = starts, torch.zeros(len(starts))
+    for _ in range(horizon):
+        act = policy(obs)
+        noise = torch.randn(obs.shape, generator=generator)
+        next_obs = model.sample_member_blocks(obs, act, noise)
+        total = total + reward_fn(obs, act, next_obs)
+        obs = next_obs
+    loss = -total.mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if max_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
+    optimizer.step()
+    return -loss.item()
+
+
 def train_policy_in_model(
     env: gym.Env | str,
     reward_fn: RewardFn | None = None,
     model: str = "ensemble",
+    method: str = "policy_gradient",
     iterations: int = 10,
     seed_episodes: int = 1,
     episodes_per_iteration: int = 1,
@@ -126,7 +164,8 @@ def train_policy_in_model(
     model_overrides: dict[str, Any] | None = None,
     **policy_overrides: Any,
 ) -> PolicySearchResult:
-    """PPO (or another :data:`LEARNERS` algorithm via ``algo=``) on imagined rollouts.
+    """Train a policy on imagined rollouts by ``method`` (``policy_gradient``: PPO, or the
+    algorithm of ``algo=``; ``backprop``: MBRL 2.0).
 
     Each iteration fits the model on all real data, takes ``updates_per_iteration`` policy
     updates on batches of ``imagined_rollouts`` × ``imagined_horizon`` imagined steps, then
@@ -147,6 +186,8 @@ def train_policy_in_model(
     reward_fn = reward_fn or getattr(env.unwrapped, "reward_fn", None)
     if reward_fn is None:
         raise ValueError("no reward_fn given and the env has no unwrapped.reward_fn: imagined rollouts need a batched torch reward")
+    if method not in ("policy_gradient", "backprop"):
+        raise ConfigError(f"method = {method!r}: choose policy_gradient or backprop")
     cfg = PolicyConfig(seed=seed, n_envs=imagined_rollouts, n_steps=imagined_horizon,
                        batch_size=min(256, imagined_rollouts * imagined_horizon)).replace(**policy_overrides)
     obs_space, act_space = env.observation_space, env.action_space
@@ -155,6 +196,8 @@ def train_policy_in_model(
     dynamics = make_model(model, obs_dim, act_dim, **{"goal_dims": getattr(env.unwrapped, "goal_dims", 0), **(model_overrides or {}), "seed": seed})
     policy, value = make_networks(obs_dim, act_space.low, act_space.high, cfg)
     learner = LEARNERS[cfg.algo](policy, value, cfg)
+    policy_optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate)  # backprop
+    generator = torch.Generator().manual_seed(seed)
     dataset = TransitionDataset(obs_dim, act_dim)
     rng = np.random.default_rng(seed)
     episode = 0
@@ -185,9 +228,18 @@ def train_policy_in_model(
     for iteration in range(iterations):
         dynamics.fit(dataset)
         imagined = ImaginedEnv(dynamics, reward_fn, dataset.obs, imagined_horizon, imagined_rollouts, obs_space, act_space, goals)
-        collector = RolloutCollector(imagined, seed + iteration)
+        if method == "policy_gradient":
+            collector = RolloutCollector(imagined, seed + iteration)
+        elif cfg.normalize_obs:  # the policy's statistics from the real data
+            policy.obs_norm.update(torch.as_tensor(dataset.obs))
+        members = getattr(dynamics.config, "members", 1)
         for _ in range(updates_per_iteration):
-            learner.update(collector.collect(policy, imagined_horizon, stats))
+            if method == "policy_gradient":
+                learner.update(collector.collect(policy, imagined_horizon, stats))
+            else:
+                imagined.reset(seed=int(torch.randint(2**31, (1,), generator=generator)))
+                starts = imagined.state[: imagined_rollouts // members * members].clone()
+                backprop_update(policy, policy_optimizer, dynamics, reward_fn, starts, imagined_horizon, generator, cfg.max_grad_norm)
             result.imagined_steps += imagined_rollouts * imagined_horizon
         for _ in range(episodes_per_iteration):
             run_episode(lambda obs: policy.to_env(policy.distribution(torch.as_tensor(obs, dtype=torch.float32)[None]).sample()[0]).numpy())
