@@ -1,0 +1,98 @@
+"""Policies from the learned model on ArmReach: MPC distilled by DAgger, PPO inside the
+model, and backpropagation through the model (MBRL 2.0), against MPC itself.
+
+    .venv/bin/python benchmarks/model_based_policies.py [--seed 0] [--mbrl-episodes 6]
+        [--dagger-iterations 20] [--search-iterations 10] [--json PATH]
+
+1. ``train_mbrl`` (ensemble, CEM; the default configuration) learns a model and its MPC
+   controller from ``--mbrl-episodes`` episodes; MPC is then evaluated on 10 fixed targets.
+2. DAgger distils that controller into an MLP policy (2 episodes per iteration, every
+   visited state labelled by MPC); the policy is evaluated on the same targets.
+3. ``train_policy_in_model`` with PPO and with backprop, from one random episode, one real
+   episode per iteration.
+
+Reported: success rate and mean return on the evaluation targets, the real environment steps
+each used, and the compute per action (median over the evaluation steps, 1 thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def evaluate_controller(act, env, reset=None, episodes=10, seed=10_000_019) -> dict:
+    """Success rate, mean return and median seconds per action of ``act`` on fixed targets."""
+    successes, returns, seconds = [], [], []
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        if reset is not None:
+            reset()
+        total, done, info = 0.0, False, {}
+        while not done:
+            start = time.perf_counter()
+            action = act(obs)
+            seconds.append(time.perf_counter() - start)
+            obs, reward, terminated, truncated, info = env.step(np.asarray(action, dtype=np.float32))
+            total, done = total + float(reward), terminated or truncated
+        successes.append(bool(info["success"]))
+        returns.append(total)
+    return {"success_rate": float(np.mean(successes)), "mean_return": float(np.mean(returns)),
+            "seconds_per_action": float(np.median(seconds))}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mbrl-episodes", type=int, default=6)
+    parser.add_argument("--dagger-iterations", type=int, default=20)
+    parser.add_argument("--search-iterations", type=int, default=10)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    import gymnasium as gym
+    import torch
+
+    from mbrl_control import ENV_ID, train_mbrl
+    from mbrl_control.loops.policy_search import train_policy_in_model
+    from mbrl_control.policies.imitation import dagger
+
+    torch.set_num_threads(1)
+    env = gym.make(ENV_ID)
+    rows = {}
+    mbrl = train_mbrl(ENV_ID, episodes=args.mbrl_episodes, seed=args.seed, progress=True)
+    controller = mbrl.controller
+    rows["MPC (ensemble + CEM)"] = {**evaluate_controller(controller.act, env, controller.reset), "env_steps": len(mbrl.dataset)}
+
+    distilled = dagger(env, controller.act, iterations=args.dagger_iterations, episodes_per_iteration=2,
+                       reset_expert=controller.reset, seed=args.seed, hidden=256, activation="relu", progress=True)
+    rows["DAgger policy (MPC expert)"] = {**evaluate_controller(distilled.policy.act, env),
+                                          "env_steps": len(mbrl.dataset) + distilled.env_steps,
+                                          "curve": [(it.labels, it.success_rate) for it in distilled.iterations]}
+
+    for name, method, settings in (("PPO inside the model", "policy_gradient", {}),
+                                   ("backprop through the model", "backprop", {"learning_rate": 3e-3, "squash": True})):
+        search = train_policy_in_model(env, method=method, iterations=args.search_iterations, seed=args.seed,
+                                       progress=True, hidden=256, activation="relu", **settings)
+        rows[name] = {**evaluate_controller(search.policy.act, env), "env_steps": len(search.dataset),
+                      "curve": search.curve}
+
+    mpc_seconds = rows["MPC (ensemble + CEM)"]["seconds_per_action"]
+    print(f"\nArmReach, seed {args.seed}; 10 evaluation targets; compute per action: median, 1 thread\n")
+    print(f"{'controller':30s} {'success':>8s} {'return':>8s} {'env steps':>10s} {'per action':>11s} {'vs MPC':>8s}")
+    for name, row in rows.items():
+        print(f"{name:30s} {row['success_rate']:8.0%} {row['mean_return']:8.2f} {row['env_steps']:10d} "
+              f"{row['seconds_per_action'] * 1e6:9.0f} µs {mpc_seconds / row['seconds_per_action']:7.0f}x")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
