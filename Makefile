@@ -51,6 +51,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/planning_rate.py --json benchmarks/results/planning_rate.json
 	$(BIN)/python benchmarks/sample_efficiency.py --json benchmarks/results/sample_efficiency.json \
 		--plot benchmarks/results/sample_efficiency.png
+	$(BIN)/python benchmarks/policy_gradient.py --json benchmarks/results/policy_gradient.json \
+		--plot benchmarks/results/policy_gradient.png
+	$(BIN)/python benchmarks/model_based_policies.py --json benchmarks/results/model_based_policies.json
 
 lock: $(STAMP)
 	@{ echo "# Every package the install pulls in, pinned (pip freeze of a working .venv)."; \
