@@ -126,6 +126,16 @@ def test_forward_kinematics_leaves_the_state_alone():
     np.testing.assert_array_equal(sim.data.qpos, before)
 
 
+def test_hypothetical_poses_ignore_the_grippers_state():
+    """Fingers pushed past their limits (jammed against the table) overlap; a pose check
+    must not inherit that, or target sampling finds no free pose at all."""
+    sim = ArmSim()
+    sim.reset(POSE, TARGET)
+    for name in ("gripper", "gripper_mirror"):
+        sim.data.qpos[sim.model.jnt_qposadr[sim.model.joint(name).id]] = -0.01
+    assert not sim.forward_kinematics(POSE)[1]
+
+
 def test_ee_jacobian_matches_finite_differences():
     sim = ArmSim()
     q, eps = POSE.copy(), 1e-6

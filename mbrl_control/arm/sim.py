@@ -186,9 +186,11 @@ class ArmSim:
     # -- kinematics of hypothetical poses ----------------------------------------------
     def forward_kinematics(self, joint_positions: np.ndarray) -> tuple[np.ndarray, bool]:
         """End-effector position [3] at ``joint_positions`` [n], and whether that pose
-        touches the table or itself. Does not change the simulation state."""
+        touches the table or itself, with every other joint (the gripper) at its default.
+        Does not read or change the simulation state: fingers jammed apart against the
+        table in the last episode once made every pose "touch" and target sampling fail."""
         scratch = self._scratch
-        scratch.qpos[:] = self.data.qpos
+        scratch.qpos[:] = self.model.qpos0
         scratch.qpos[self._qpos] = joint_positions
         mujoco.mj_forward(self.model, scratch)
         return scratch.site_xpos[self._ee].copy(), bool(scratch.ncon > 0)
