@@ -133,7 +133,11 @@ def run_sb3(env_id: str, method: str, seed: int, steps: int) -> dict:
 
 
 def run(env_id: str, method: str, seed: int, steps: int) -> dict:
-    out = run_sb3(env_id, method, seed, steps) if method in BASELINES else run_ours(env_id, method, seed, steps)
+    """One training run; a failure is recorded (and reported) instead of ending the benchmark."""
+    try:
+        out = run_sb3(env_id, method, seed, steps) if method in BASELINES else run_ours(env_id, method, seed, steps)
+    except Exception as err:  # noqa: BLE001 - an hour of other runs is worth keeping
+        out = {"curve": [], "steps_per_second": float("nan"), "error": f"{type(err).__name__}: {err}"}
     return {"env": env_id, "method": method, "seed": seed, **out}
 
 
@@ -172,6 +176,8 @@ def main() -> int:
     with ProcessPoolExecutor(args.workers) as pool, tqdm(total=len(jobs), unit="run", file=sys.stderr) as bar:
         for result in pool.map(run, *zip(*jobs), [args.steps] * len(jobs)):
             runs.append(result)
+            if "error" in result:
+                tqdm.write(f"{result['env']} {result['method']} seed {result['seed']} failed: {result['error']}", file=sys.stderr)
             bar.update()
 
     checkpoints = [c for c in CHECKPOINTS if c <= args.steps] or [args.steps]
