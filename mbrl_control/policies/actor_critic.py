@@ -23,9 +23,7 @@ class A2C(Learner):
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
 
     def update(self, batch: Batch) -> dict[str, float]:
-        cfg, p = self.config, self.prepare(batch)
-        advantages = self.advantages(batch, p).flatten()
-        targets = advantages + p.values
+        cfg, (p, advantages, targets) = self.config, self.estimate(batch)
         if cfg.normalize_advantage:
             advantages = standardize(advantages)
         dist = self.policy.distribution(p.obs)

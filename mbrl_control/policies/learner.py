@@ -75,12 +75,16 @@ class Learner(ABC):
             log_probs = self.policy._log_prob(dist, raw)
         return Prepared(obs, raw, log_probs, values, dist.mean, dist.stddev, values.view(T, N), next_values.view(T, N))
 
-    def advantages(self, batch: Batch, p: Prepared) -> torch.Tensor:
-        """A_t [T, N] by GAE(γ, λ) or n-step returns (``config.advantage``)."""
-        cfg = self.config
+    def estimate(self, batch: Batch) -> tuple[Prepared, torch.Tensor, torch.Tensor]:
+        """The prepared batch, advantages ``Â`` [B] by GAE(γ, λ) or n-step returns
+        (``config.advantage``), and the value targets ``Â + V(s)`` [B]."""
+        cfg, p = self.config, self.prepare(batch)
         if cfg.advantage == "n_step":
-            return n_step_advantages(batch.rewards, p.values_tn, p.next_values_tn, batch.terminated, batch.ends, cfg.gamma, cfg.n_step)
-        return gae(batch.rewards, p.values_tn, p.next_values_tn, batch.terminated, batch.ends, cfg.gamma, cfg.gae_lambda)
+            advantages = n_step_advantages(batch.rewards, p.values_tn, p.next_values_tn, batch.terminated, batch.ends, cfg.gamma, cfg.n_step)
+        else:
+            advantages = gae(batch.rewards, p.values_tn, p.next_values_tn, batch.terminated, batch.ends, cfg.gamma, cfg.gae_lambda)
+        advantages = advantages.flatten()
+        return p, advantages, advantages + p.values
 
     def fit_value(self, obs: torch.Tensor, targets: torch.Tensor) -> float:
         """Regress ``V(obs)`` [B] on ``targets`` [B] for ``value_epochs`` passes of

@@ -45,9 +45,7 @@ class PPO(Learner):
         self.beta = config.kl_beta
 
     def update(self, batch: Batch) -> dict[str, float]:
-        cfg, p = self.config, self.prepare(batch)
-        advantages = self.advantages(batch, p).flatten()
-        returns = advantages + p.values
+        cfg, (p, advantages, returns) = self.config, self.estimate(batch)
         B = len(advantages)
         clipped, steps = 0.0, 0
         for _ in range(cfg.n_epochs):

@@ -68,9 +68,7 @@ class NaturalGradient(Learner):
         return (ratio * advantages).mean(), gaussian_kl(p.old_mean, p.old_std, dist).mean()
 
     def update(self, batch: Batch) -> dict[str, float]:
-        cfg, p = self.config, self.prepare(batch)
-        advantages = self.advantages(batch, p).flatten()
-        targets = advantages + p.values
+        cfg, (p, advantages, targets) = self.config, self.estimate(batch)
         if cfg.normalize_advantage:
             advantages = standardize(advantages)
         params = list(self.policy.parameters())
