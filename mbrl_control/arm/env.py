@@ -10,7 +10,7 @@ import numpy as np
 
 from mbrl_control.arm.kinematics import ForwardKinematics
 from mbrl_control.arm.model import CAMERA, COLLISION_GROUP
-from mbrl_control.arm.reach import ReachConfig, distance, reach_reward
+from mbrl_control.arm.reach import ReachConfig, reach_reward
 from mbrl_control.arm.sim import ArmSim, SimConfig
 from mbrl_control.config import split_overrides
 

@@ -107,7 +107,14 @@ def train_policy(
         torch.set_num_threads(previous_threads)
 
 
-def _train(env, cfg: PolicyConfig, total_steps: int, progress: bool, callback, resume) -> PolicyResult:
+def _train(
+    env: str | EnvFactory,
+    cfg: PolicyConfig,
+    total_steps: int,
+    progress: bool,
+    callback: Callable[[dict[str, float]], None] | None,
+    resume: str | Path | None,
+) -> PolicyResult:
     torch.manual_seed(cfg.seed)
     envs = make_vector_env(env, cfg.n_envs, cfg.seed)
     eval_env = gym.make(env) if isinstance(env, str) else env()
@@ -201,7 +208,9 @@ def load_policy(path: str | Path, obs_dim: int | None = None, act_dim: int | Non
     return _policy_from(payload, path, obs_dim, act_dim)[0]
 
 
-def _policy_from(payload: dict, path, obs_dim: int | None, act_dim: int | None) -> tuple[GaussianPolicy, ValueNetwork, PolicyConfig]:
+def _policy_from(
+    payload: dict[str, Any], path: str | Path, obs_dim: int | None, act_dim: int | None
+) -> tuple[GaussianPolicy, ValueNetwork, PolicyConfig]:
     try:
         found = (int(payload["obs_dim"]), int(payload["act_dim"]))
         if (obs_dim is not None and found[0] != obs_dim) or (act_dim is not None and found[1] != act_dim):
@@ -218,7 +227,7 @@ def _policy_from(payload: dict, path, obs_dim: int | None, act_dim: int | None) 
     return policy, value, cfg
 
 
-def _restore(path, result: PolicyResult, learner: Learner, obs_dim: int, space: gym.spaces.Box) -> None:
+def _restore(path: str | Path, result: PolicyResult, learner: Learner, obs_dim: int, space: gym.spaces.Box) -> None:
     payload = load_torch(path, KIND)
     policy, value, saved = _policy_from(payload, path, obs_dim, space.shape[0])
     if saved.algo != result.config.algo:
