@@ -26,7 +26,7 @@ import torch
 
 from mbrl_control import __version__
 from mbrl_control.checkpoint import CheckpointError, load_torch, save_torch
-from mbrl_control.config import ConfigError
+from mbrl_control.config import Config, ConfigError
 from mbrl_control.data.transitions import TransitionDataset
 from mbrl_control.models.normalizer import Normalizer
 
