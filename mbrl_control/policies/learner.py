@@ -40,7 +40,7 @@ class Prepared:
 def gaussian_kl(old_mean: torch.Tensor, old_std: torch.Tensor, new: Normal) -> torch.Tensor:
     """``KL(N(old) ‖ new)`` per row [B], summed over action dimensions. For a squashed
     policy this is also the KL of the squashed distributions (tanh is invertible)."""
-    return torch.distributions.kl_divergence(Normal(old_mean, old_std), new).sum(-1)
+    return torch.distributions.kl_divergence(Normal(old_mean, old_std, validate_args=False), new).sum(-1)
 
 
 def standardize(x: torch.Tensor) -> torch.Tensor:

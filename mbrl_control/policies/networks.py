@@ -51,6 +51,15 @@ class RunningNormalizer(nn.Module):
         self.register_buffer("mean", torch.zeros(dim, dtype=torch.float64))
         self.register_buffer("var", torch.ones(dim, dtype=torch.float64))
         self.register_buffer("count", torch.tensor(0.0, dtype=torch.float64))
+        # float32 shift and scale for the forward pass, refreshed whenever the statistics change
+        self.register_buffer("_shift", torch.zeros(dim), persistent=False)
+        self.register_buffer("_scale", torch.ones(dim), persistent=False)
+        self.register_load_state_dict_post_hook(lambda module, _: module._refresh())
+
+    @torch.no_grad()
+    def _refresh(self) -> None:
+        self._shift.copy_(self.mean)
+        self._scale.copy_(torch.sqrt(self.var + 1e-8))
 
     @torch.no_grad()
     def reset(self) -> None:
@@ -58,6 +67,7 @@ class RunningNormalizer(nn.Module):
         self.mean.zero_()
         self.var.fill_(1.0)
         self.count.zero_()
+        self._refresh()
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
@@ -72,10 +82,10 @@ class RunningNormalizer(nn.Module):
         self.var.copy_((self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total)
         self.mean.add_(delta * n / total)
         self.count.copy_(total)
+        self._refresh()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = (x - self.mean.to(x.dtype)) / torch.sqrt(self.var.to(x.dtype) + 1e-8)
-        return z.clamp(-self.clip, self.clip)
+        return ((x - self._shift.to(x.dtype)) / self._scale.to(x.dtype)).clamp(-self.clip, self.clip)
 
 
 class GaussianPolicy(nn.Module):
@@ -122,7 +132,7 @@ class GaussianPolicy(nn.Module):
             mean, log_std = out.chunk(2, dim=-1)
         else:
             mean, log_std = out, self.log_std.expand_as(out)
-        return Normal(mean, log_std.clamp(*LOG_STD_RANGE).exp())
+        return Normal(mean, log_std.clamp(*LOG_STD_RANGE).exp(), validate_args=False)
 
     def log_prob(self, obs: torch.Tensor, raw_actions: torch.Tensor) -> torch.Tensor:
         """``log π(a | s)`` [B] of the environment action that ``raw_actions`` [B, A] give
