@@ -46,12 +46,21 @@ def evaluate_controller(act, env, reset=None, episodes=10, seed=10_000_019) -> d
             "seconds_per_action": float(np.median(seconds))}
 
 
+def show(rows: dict, name: str) -> None:
+    """One finished row, at once (the whole run takes long)."""
+    row = rows[name]
+    print(f"{name}: success {row['success_rate']:.0%}, mean return {row['mean_return']:.2f}, "
+          f"{row['env_steps']} env steps, {row['seconds_per_action'] * 1e6:.0f} µs per action", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mbrl-episodes", type=int, default=6)
     parser.add_argument("--dagger-iterations", type=int, default=20)
     parser.add_argument("--search-iterations", type=int, default=10)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["dagger", "ppo", "backprop"],
+                        help="leave these out (each takes 10-30 minutes)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -69,18 +78,25 @@ def main() -> int:
     controller = mbrl.controller
     rows["MPC (ensemble + CEM)"] = {**evaluate_controller(controller.act, env, controller.reset), "env_steps": len(mbrl.dataset)}
 
-    distilled = dagger(env, controller.act, iterations=args.dagger_iterations, episodes_per_iteration=2,
-                       reset_expert=controller.reset, seed=args.seed, hidden=256, activation="relu", progress=True)
-    rows["DAgger policy (MPC expert)"] = {**evaluate_controller(distilled.policy.act, env),
-                                          "env_steps": len(mbrl.dataset) + distilled.env_steps,
-                                          "curve": [(it.labels, it.success_rate) for it in distilled.iterations]}
+    show(rows, "MPC (ensemble + CEM)")
+    if "dagger" not in args.skip:
+        distilled = dagger(env, controller.act, iterations=args.dagger_iterations, episodes_per_iteration=2,
+                           reset_expert=controller.reset, seed=args.seed, hidden=256, activation="relu", progress=True)
+        rows["DAgger policy (MPC expert)"] = {**evaluate_controller(distilled.policy.act, env),
+                                              "env_steps": len(mbrl.dataset) + distilled.env_steps,
+                                              "curve": [(it.labels, it.success_rate) for it in distilled.iterations]}
+        show(rows, "DAgger policy (MPC expert)")
 
-    for name, method, settings in (("PPO inside the model", "policy_gradient", {}),
+    for name, method, settings in (("PPO inside the model", "ppo", {}),
                                    ("backprop through the model", "backprop", {"learning_rate": 3e-3, "squash": True})):
-        search = train_policy_in_model(env, method=method, iterations=args.search_iterations, seed=args.seed,
-                                       progress=True, hidden=256, activation="relu", **settings)
+        if method in args.skip:
+            continue
+        search = train_policy_in_model(env, method="backprop" if method == "backprop" else "policy_gradient",
+                                       iterations=args.search_iterations, seed=args.seed, progress=True,
+                                       hidden=256, activation="relu", **settings)
         rows[name] = {**evaluate_controller(search.policy.act, env), "env_steps": len(search.dataset),
                       "curve": search.curve}
+        show(rows, name)
 
     mpc_seconds = rows["MPC (ensemble + CEM)"]["seconds_per_action"]
     print(f"\nArmReach, seed {args.seed}; 10 evaluation targets; compute per action: median, 1 thread\n")
