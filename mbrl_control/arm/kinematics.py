@@ -33,7 +33,8 @@ class ForwardKinematics:
 
         R_j Rot(a, θ) v = cos θ · R_j (I - a aᵀ) v + sin θ · R_j [a]× v + R_j a aᵀ v,
 
-    so each joint is one [.., 3] × [3, 9] product and a weighted sum: no 3×3 products per row.
+    so each joint is one [.., 3] × [3, 9] product and a weighted sum of its three blocks:
+    no 3×3 products per row.
 
     Raises:
         KeyError: the URDF has no link ``tip_link``.
@@ -69,16 +70,15 @@ class ForwardKinematics:
             xp, steps = torch, self._torch_steps(q.dtype)
         else:
             xp, steps, q = np, self._steps, np.asarray(q, dtype=np.float64)
-        # Weights of the three coefficient blocks per joint: (cos q, sin q, 1) [..., dof, 3, 1].
-        weights = xp.stack([xp.cos(q), xp.sin(q), xp.ones_like(q)], -1)[..., None]
+        cos, sin = xp.cos(q), xp.sin(q)  # [..., dof]
         # the tip's origin in the last joint's parent frame (that joint's rotation does not move it)
         v = xp.broadcast_to(steps[-1][0], (*q.shape[:-1], 3))
         for xyz, M, i in reversed(steps[:-1]):
             if i < 0:
                 v = xyz + v @ M
             else:
-                w = (v @ M).reshape(*v.shape[:-1], 3, 3)  # [..., coefficient, xyz]
-                v = xyz + (w * weights[..., i, :, :]).sum(-2)
+                w = v @ M  # [..., 9]: the cos, sin and constant blocks side by side
+                v = xyz + w[..., 0:3] * cos[..., i : i + 1] + w[..., 3:6] * sin[..., i : i + 1] + w[..., 6:9]
         return v
 
     def _torch_steps(self, dtype: torch.dtype) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
