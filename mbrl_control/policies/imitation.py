@@ -24,6 +24,7 @@ import torch
 from mbrl_control.policies.config import PolicyConfig
 from mbrl_control.policies.networks import GaussianPolicy
 from mbrl_control.policies.rollout import EpisodeStats, evaluate
+from mbrl_control.policies.train import make_networks
 
 Expert = Callable[[np.ndarray], np.ndarray]
 
@@ -109,8 +110,7 @@ def dagger(
     cfg = PolicyConfig(seed=seed).replace(**network)
     torch.manual_seed(cfg.seed)
     space = env.action_space
-    policy = GaussianPolicy(env.observation_space.shape[0], space.low, space.high, (cfg.hidden,) * cfg.layers,
-                            cfg.activation, cfg.log_std_init, cfg.state_dependent_std, cfg.squash)
+    policy, _ = make_networks(env.observation_space.shape[0], space.low, space.high, cfg)
     result = DaggerResult(policy)
     all_obs: list[np.ndarray] = []
     all_actions: list[np.ndarray] = []
