@@ -6,6 +6,7 @@ in place. Readers get one error naming the file and the problem.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -48,22 +49,32 @@ def save_torch(payload: dict[str, Any], path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-def load_torch(path: str | Path, kind: str) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_torch` whose ``kind`` starts with ``kind``.
+def source_name(source: str | Path | bytes) -> str:
+    """How errors name a checkpoint: its path, or where serialized bytes came from."""
+    return "serialized checkpoint" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
+
+
+def load_torch(source: str | Path | bytes, kind: str) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_torch` (a file, or its bytes as a message
+    carried them) whose ``kind`` starts with ``kind``.
 
     Only tensors and plain Python values are unpickled (``weights_only=True``).
 
     Raises:
         CheckpointError: missing, truncated or corrupt file, or not a ``kind`` checkpoint.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+    name = source_name(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        stream: Any = io.BytesIO(bytes(source))
+    else:
+        stream = Path(source)
+        if not stream.is_file():
+            raise CheckpointError(f"{name}: no such checkpoint file")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(stream, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(f"{path}: unreadable checkpoint (truncated or corrupt?): {err}") from None
+        raise CheckpointError(f"{name}: unreadable checkpoint (truncated or corrupt?): {err}") from None
     if not isinstance(payload, dict) or not str(payload.get("kind", "")).startswith(kind):
         found = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__
-        raise CheckpointError(f"{path}: not a {kind} checkpoint (found {found!r})")
+        raise CheckpointError(f"{name}: not a {kind} checkpoint (found {found!r})")
     return payload

@@ -2,6 +2,7 @@
 
     mbrl-control train    model-based RL on a simulated task: progress, CSV/JSON, learning curve
     mbrl-control policy   policy gradient (REINFORCE … PPO): progress, CSV, learning curve, checkpoint
+    mbrl-control bringup  the ROS 2 node graph in one process (sim: the arm learns to reach)
     mbrl-control demo     the simulated arm under random exploration, per-episode results
     mbrl-control render   a PNG of the simulated arm
 """
@@ -140,6 +141,82 @@ def policy(args: argparse.Namespace) -> int:
     return 0
 
 
+def bringup(args: argparse.Namespace) -> int:
+    """Run a node graph in this process (as ``ros2 launch`` would) and report each episode."""
+    import time
+
+    from mbrl_control.checkpoint import write_text
+    from mbrl_control.config import ConfigError
+    from mbrl_control.nodes.bringup import RunningGraph, parameter_overrides
+    from mbrl_control.nodes.graph import GRAPHS
+
+    graph = GRAPHS[args.graph]
+    out = Path(args.out)
+    try:
+        overrides = parameter_overrides(args.set)
+    except ValueError as err:
+        print(f"mbrl-control bringup: {err}", file=sys.stderr)
+        return 2
+    overrides.setdefault("dynamics_learner", {}).setdefault("model", args.model)
+    overrides["dynamics_learner"].setdefault("out_dir", str(out / "learner"))
+    overrides.setdefault("data_collector", {}).setdefault("out_dir", str(out / "data"))
+    overrides.setdefault("pg_trainer", {}).setdefault("out_dir", str(out / "policy"))
+    rows: list[str] = []
+
+    monitor = None
+
+    def show(record) -> None:
+        loop = monitor.diagnostics.get("mpc_planner: control loop") or monitor.diagnostics.get("policy_controller: control loop", {})
+        rate = f"  {loop.get('mode', '')} {loop['message']}, p95 {loop['latency_ms_p95']} ms" if loop else ""
+        line = (f"episode {record.index:3d}  final distance {record.final_distance:.3f} m  "
+                f"closest {record.min_distance:.3f} m  success {record.final_distance < 0.02}{rate}")
+        print(line, flush=True)
+        rows.append(f"{record.index},{record.start_distance:.6f},{record.final_distance:.6f},{record.min_distance:.6f}")
+
+    print(f"bringup {args.graph}: {', '.join(graph.nodes)}; {args.model} model; "
+          f"{'until Ctrl-C' if not args.episodes else f'{args.episodes} episodes'}; results in {out}/", flush=True)
+    try:
+        with RunningGraph(graph, overrides, params_file=args.params, processes=not args.in_process) as running:
+            from mbrl_control.nodes.monitor import EpisodeMonitor
+
+            monitor = EpisodeMonitor(show, context=running.context, parameter_overrides=[])
+            running.spin(monitor)
+            try:
+                while not running.errors and (not args.episodes or len(monitor.episodes) < args.episodes):
+                    time.sleep(0.2)
+                    running.check_children()
+            except KeyboardInterrupt:
+                print("stopping (Ctrl-C)", flush=True)
+            finally:
+                monitor.destroy_node()
+            if running.errors:
+                raise running.errors[0]
+    except (ConfigError, ValueError) as err:
+        print(f"mbrl-control bringup: {err}", file=sys.stderr)
+        return 2
+    if rows:
+        write_text(out / "episodes.csv", "episode,start_distance,final_distance,min_distance\n" + "\n".join(rows) + "\n")
+        _plot_episodes(out / "learning_curve.png", [float(r.split(",")[2]) for r in rows], args.graph)
+        print(f"wrote {out / 'episodes.csv'}, {out / 'learning_curve.png'}")
+    return 0
+
+
+def _plot_episodes(path: Path, final_distances: list[float], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(range(len(final_distances)), final_distances, "o-")
+    ax.axhline(0.02, color="grey", linestyle=":", label="success (2 cm)")
+    ax.set(xlabel="episode", ylabel="final distance to target (m)", yscale="log", title=f"bringup {title}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def _tensorboard(out: Path):
     """A TensorBoard writer into ``out/tensorboard`` where tensorboard is installed, else None."""
     import importlib.util
@@ -216,6 +293,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "learning_curve.png (default: %(default)s)")
     p.set_defaults(func=policy)
 
+    p = commands.add_parser("bringup", help="run the ROS 2 node graph in this process, as its launch file would")
+    p.add_argument("graph", nargs="?", default="sim", choices=("sim", "real", "sim_policy"))
+    p.add_argument("--episodes", type=int, default=0, help="stop after this many episodes (0: run until Ctrl-C)")
+    p.add_argument("--model", default="ensemble", choices=("ensemble", "pe", "de", "mlp", "gp"))
+    p.add_argument("--params", default=None, help="ROS parameter file (default: config/<graph's>.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="[NODE.]NAME=VALUE",
+                   help="a parameter, e.g. --set mpc_planner.horizon=12 --set sim_node.real_time_factor=2")
+    p.add_argument("--out", default="runs/bringup", help="data, model, episodes.csv and learning_curve.png (default: %(default)s)")
+    p.add_argument("--in-process", action="store_true", help="all nodes in this process (default: one child process per node)")
+    p.set_defaults(func=bringup)
+
     p = commands.add_parser("demo", help="run the simulated arm and print per-episode results")
     p.add_argument("--episodes", type=int, default=5)
     p.add_argument("--episode-length", type=int, default=100)
@@ -233,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     length = getattr(args, "episode_length", None)
-    if getattr(args, "episodes", 1) < 1 or (length is not None and length < 1) or getattr(args, "steps", 0) < 0:
+    if getattr(args, "episodes", 1) < (0 if args.command == "bringup" else 1) or (length is not None and length < 1) or getattr(args, "steps", 0) < 0:
         build_parser().error("--episodes and --episode-length must be positive, --steps non-negative")
     if args.command == "policy" and args.steps < 1:
         build_parser().error("--steps must be positive")

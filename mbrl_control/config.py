@@ -43,7 +43,7 @@ def param(
 
     Args:
         default: default value; its type is the field's type (an int default makes an
-            integer field, a float default accepts ints too).
+            integer field, a float default accepts ints too, a tuple a list of strings).
         description: one sentence for users, shown in ROS parameter descriptors.
         low, high: inclusive numeric bounds (``low_exclusive`` makes ``low`` strict).
         choices: the allowed values, for string fields.
@@ -82,6 +82,10 @@ def _check_field(owner: str, field: dataclasses.Field, value: Any) -> Any:
     elif kind is str:
         if not isinstance(value, str):
             raise ConfigError(f"{name} = {value!r}: must be a string")
+    elif kind is tuple:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{name} = {value!r}: must be a list of strings")
+        value = tuple(value)
     if meta.get("choices") is not None and value not in meta["choices"]:
         raise ConfigError(f"{name} = {value!r}: must be one of {', '.join(map(repr, meta['choices']))}")
     low, high = meta.get("low"), meta.get("high")

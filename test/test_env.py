@@ -107,7 +107,7 @@ def test_target_reached_by_moving_the_joints_there():
         q = np.clip(q + 2.0 * sim.ee_jacobian(q).T @ (target - ee), sim.command_low, sim.command_high)
     step = env.config.max_joint_step
     for _ in range(60):
-        action = np.clip((q - env._command) / step, -1, 1)
+        action = np.clip((q - env.targets.command) / step, -1, 1)
         obs, reward, _, _, info = env.step(action)
     assert info["success"], info
     assert info["distance"] < env.config.success_distance

@@ -37,7 +37,7 @@ class SimulatorModel:
             mujoco.mj_getState(self.env.sim.model, self.env.sim.data, root, STATE)
             self.physics = np.tile(root, (rows, 1))
             self.setpoints = np.tile(self.env.sim._setpoint, (rows, 1))
-            self.commands = np.tile(self.env._command, (rows, 1))
+            self.commands = np.tile(self.env.targets.command, (rows, 1))
             sim.target = self.env.sim.target
         self.calls += 1
         step = self.env.config.max_joint_step * np.clip(act.numpy(), -1, 1)

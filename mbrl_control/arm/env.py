@@ -10,7 +10,8 @@ import numpy as np
 
 from mbrl_control.arm.kinematics import ForwardKinematics
 from mbrl_control.arm.model import CAMERA, COLLISION_GROUP
-from mbrl_control.arm.reach import ReachConfig, reach_reward
+from mbrl_control.arm.commands import JointTargets
+from mbrl_control.arm.reach import ReachConfig, observe, reach_reward
 from mbrl_control.arm.sim import ArmSim, SimConfig
 from mbrl_control.config import split_overrides
 
@@ -81,7 +82,7 @@ class ArmReach(gym.Env):
         high = np.concatenate([self.sim.description.upper + slack, max_velocity, np.full(6, reach)])
         self.observation_space = gym.spaces.Box(low, high, dtype=np.float64)
 
-        self._command = np.zeros(n)
+        self.targets = JointTargets(self.sim.command_low, self.sim.command_high, self.config.max_joint_step)
         self._steps = 0
         self._last_obs: np.ndarray | None = None
         self._renderer = None
@@ -93,7 +94,7 @@ class ArmReach(gym.Env):
         noise = self.config.initial_pose_noise
         q0 = self.np_random.uniform(-noise, noise, size=self.sim.n_joints)
         self.sim.reset(q0, self.sample_target())
-        self._command = self.sim.joint_positions
+        self.targets.reset(self.sim.joint_positions)
         self._steps = 0
         obs = self._observe()
         return obs, self._info()
@@ -105,11 +106,7 @@ class ArmReach(gym.Env):
         if action.shape != self.action_space.shape or not np.all(np.isfinite(action)):
             raise ValueError(f"action must be {self.action_space.shape} and finite, got {action!r}")
         obs = self._last_obs
-        clipped = np.clip(action, -1.0, 1.0)
-        self._command = np.clip(
-            self._command + self.config.max_joint_step * clipped, self.sim.command_low, self.sim.command_high
-        )
-        self.sim.step(self._command)
+        self.sim.step(self.targets.step(action))
         self._steps += 1
         next_obs = self._observe()
         reward = float(self.reward_fn(obs, action, next_obs))
@@ -157,7 +154,7 @@ class ArmReach(gym.Env):
 
     def _observe(self) -> np.ndarray:
         q, qd = self.sim.measure()
-        self._last_obs = np.concatenate([q, qd, self.kinematics(q), self.sim.target])
+        self._last_obs = observe(self.kinematics, q, qd, self.sim.target)
         return self._last_obs.copy()
 
     def _info(self) -> dict[str, Any]:

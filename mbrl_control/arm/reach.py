@@ -28,6 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+import numpy as np
+
 from mbrl_control.config import Config, param
 
 if TYPE_CHECKING:
@@ -51,6 +53,12 @@ class ReachConfig(Config):
     target_min_height: float = param(0.03, "Lowest target height above the table (m).", low=0.0, high=1.0)
     target_min_radius: float = param(0.1, "Least horizontal distance of a target from the base axis (m).", low=0.0, high=1.0)
     initial_pose_noise: float = param(0.1, "Half-width of the uniform noise on the initial joint positions (rad).", low=0.0, high=1.0)
+
+
+def observe(kinematics: "ForwardKinematics", q: np.ndarray, qd: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The observation [2n + 6] from measured joint positions ``q`` [n] and velocities ``qd``
+    [n] and the ``target`` [3]: the end effector is ``kinematics(q)``."""
+    return np.concatenate([q, qd, kinematics(q), target])
 
 
 def distance(obs: Array, kinematics: "ForwardKinematics | None" = None) -> Array:

@@ -118,6 +118,11 @@ class ArmSim:
         return self.data.qvel[self._qvel].copy()
 
     @property
+    def gripper_positions(self) -> np.ndarray:
+        """Gripper joint positions, in the URDF's order of ``description.gripper_joints``."""
+        return self.data.qpos[self._gripper_qpos[: len(self.description.gripper_joints)]].copy()
+
+    @property
     def ee_position(self) -> np.ndarray:
         """End-effector (tool centre point) position in the base frame (m), shape [3]."""
         return self.data.site_xpos[self._ee].copy()

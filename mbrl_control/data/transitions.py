@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-from mbrl_control.checkpoint import CheckpointError, atomic_write
+from mbrl_control.checkpoint import CheckpointError, atomic_write, source_name
 
 FIELDS = ("obs", "act", "next_obs", "episode", "time")
 FORMAT = "mbrl_control.transitions/1"
@@ -166,36 +168,45 @@ class TransitionDataset:
 
     def save(self, path: str | Path) -> Path:
         """Write an ``.npz`` atomically (write then rename)."""
-        arrays = {name: getattr(self, name) for name in FIELDS}
-        meta = np.array([FORMAT, str(self.obs_dim), str(self.act_dim)])
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as f:
-                np.savez(f, format=meta, **arrays)
+                self._write_npz(f)
 
         return atomic_write(path, write)
 
+    def to_bytes(self) -> bytes:
+        """The ``.npz`` file's bytes, for a message (``/mbrl/episodes``)."""
+        buffer = io.BytesIO()
+        self._write_npz(buffer)
+        return buffer.getvalue()
+
+    def _write_npz(self, f: BinaryIO) -> None:
+        meta = np.array([FORMAT, str(self.obs_dim), str(self.act_dim)])
+        np.savez(f, format=meta, **{name: getattr(self, name) for name in FIELDS})
+
     @classmethod
-    def load(cls, path: str | Path) -> "TransitionDataset":
-        """Read a file written by :meth:`save`.
+    def load(cls, source: str | Path | bytes) -> "TransitionDataset":
+        """Read a file written by :meth:`save`, or the bytes of :meth:`to_bytes`.
 
         Raises:
             CheckpointError: missing, truncated or foreign file, or inconsistent arrays.
         """
-        path = Path(path)
+        name = source_name(source)
+        stream = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else Path(source)
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            with np.load(stream, allow_pickle=False) as npz:
                 meta = npz["format"]
                 if str(meta[0]) != FORMAT:
-                    raise CheckpointError(f"{path}: not a transition dataset (format {meta[0]!r})")
+                    raise CheckpointError(f"{name}: not a transition dataset (format {meta[0]!r})")
                 dataset = cls(int(meta[1]), int(meta[2]))
-                arrays = {name: npz[name] for name in FIELDS}
+                arrays = {field: npz[field] for field in FIELDS}
         except CheckpointError:
             raise
         except Exception as err:
-            raise CheckpointError(f"{path}: unreadable transition dataset (truncated or corrupt?): {err}") from None
+            raise CheckpointError(f"{name}: unreadable transition dataset (truncated or corrupt?): {err}") from None
         try:
             dataset.append(arrays["obs"], arrays["act"], arrays["next_obs"], arrays["episode"], arrays["time"])
         except ValueError as err:
-            raise CheckpointError(f"{path}: inconsistent transition dataset: {err}") from None
+            raise CheckpointError(f"{name}: inconsistent transition dataset: {err}") from None
         return dataset

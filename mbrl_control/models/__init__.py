@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mbrl_control.checkpoint import CheckpointError, load_torch
+from mbrl_control.checkpoint import CheckpointError, load_torch, source_name
 from mbrl_control.models.base import KIND, DynamicsModel, FitReport, Prediction
 from mbrl_control.models.ensemble import EnsembleConfig, EnsembleModel
 from mbrl_control.models.gp import GPConfig, GPModel
@@ -35,13 +35,15 @@ def make_model(name: str, obs_dim: int, act_dim: int, **overrides: Any) -> Dynam
     return MODELS[kind](obs_dim, act_dim, **{**preset, **overrides})
 
 
-def load_model(path: str | Path, obs_dim: int | None = None, act_dim: int | None = None) -> DynamicsModel:
-    """Load any model checkpoint; with dims given, refuse one made for other dims."""
-    payload = load_torch(path, KIND)
+def load_model(source: str | Path | bytes, obs_dim: int | None = None, act_dim: int | None = None) -> DynamicsModel:
+    """Load any model checkpoint (a file, or its bytes from ``/mbrl/model``); with dims
+    given, refuse one made for other dims."""
+    payload = load_torch(source, KIND)
+    name = source_name(source)
     kind = str(payload["kind"]).removeprefix(f"{KIND}.")
     if kind not in MODELS:
-        raise CheckpointError(f"{path}: unknown model type {kind!r}")
-    return MODELS[kind].from_payload(payload, path, obs_dim, act_dim)
+        raise CheckpointError(f"{name}: unknown model type {kind!r}")
+    return MODELS[kind].from_payload(payload, name, obs_dim, act_dim)
 
 
 __all__ = [

@@ -79,17 +79,25 @@ class MPCController:
         optimizer_overrides: dict[str, Any] | None = None,
         **overrides: Any,
     ) -> None:
-        self.config = cfg = (config or MPCConfig()).replace(**overrides)
         self.model, self.reward_fn, self.termination_fn = model, reward_fn, termination_fn
-        low_t, high_t = torch.as_tensor(low, dtype=torch.float32), torch.as_tensor(high, dtype=torch.float32)
-        self.optimizer = OPTIMIZERS[cfg.optimizer](cfg.horizon, low_t, high_t, **(optimizer_overrides or {}))
-        zero = np.zeros(len(low_t), dtype=np.float32)
+        self.low, self.high = torch.as_tensor(low, dtype=torch.float32), torch.as_tensor(high, dtype=torch.float32)
+        zero = np.zeros(len(self.low), dtype=np.float32)
         self.safe_action = np.clip(zero if safe_action is None else np.asarray(safe_action, np.float32), low, high)
-        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self._plan: torch.Tensor | None = None
+        self.configure((config or MPCConfig()).replace(**overrides), optimizer_overrides)
+        self.generator = torch.Generator().manual_seed(self.config.seed)
         self.planning_times: list[float] = []
         self.fallbacks = 0
         self.last_result: OptimizerResult | None = None
-        self._plan: torch.Tensor | None = None
+
+    def configure(self, config: MPCConfig, optimizer_overrides: dict[str, Any] | None = None) -> None:
+        """Plan with new settings from the next ``act`` on (a live parameter change). The
+        warm start is kept while the horizon and optimiser stay the same."""
+        previous = getattr(self, "config", None)
+        self.config = config
+        self.optimizer = OPTIMIZERS[config.optimizer](config.horizon, self.low, self.high, **(optimizer_overrides or {}))
+        if previous is None or (previous.horizon, previous.optimizer) != (config.horizon, config.optimizer):
+            self._plan = None
 
     def reset(self) -> None:
         """Forget the warm start (a new episode or target)."""

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from mbrl_control import __version__
-from mbrl_control.checkpoint import CheckpointError, load_torch, save_torch
+from mbrl_control.checkpoint import CheckpointError, load_torch, save_torch, source_name
 from mbrl_control.policies.actor_critic import A2C
 from mbrl_control.policies.config import PolicyConfig
 from mbrl_control.policies.learner import Learner
@@ -197,15 +197,16 @@ def save_policy(result: PolicyResult, path: str | Path) -> Path:
     return save_torch(payload, path)
 
 
-def load_policy(path: str | Path, obs_dim: int | None = None, act_dim: int | None = None) -> GaussianPolicy:
-    """The policy of a checkpoint, ready to act (observation statistics included).
+def load_policy(source: str | Path | bytes, obs_dim: int | None = None, act_dim: int | None = None) -> GaussianPolicy:
+    """The policy of a checkpoint (a file, or its bytes from ``/mbrl/policy``), ready to act
+    (observation statistics included).
 
     Raises:
         CheckpointError: unreadable, not a policy, inconsistent, or of other dims than the
             ``obs_dim``/``act_dim`` given.
     """
-    payload = load_torch(path, KIND)
-    return _policy_from(payload, path, obs_dim, act_dim)[0]
+    payload = load_torch(source, KIND)
+    return _policy_from(payload, source_name(source), obs_dim, act_dim)[0]
 
 
 def _policy_from(

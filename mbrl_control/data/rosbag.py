@@ -1,0 +1,167 @@
+"""rosbag2 in and out, through the pure-Python ``rosbags`` library.
+
+The bags are what ``ros2 bag record`` writes (rosbag2, mcap storage, CDR messages), so
+``mbrl-control fit --bag`` reads a recording from any ROS 2 install, and the data
+collector's bags play back with ``ros2 bag play``. A recording may be one bag or a folder
+of bags (the collector closes one per episode, so a crash loses at most the episode in
+progress); their messages are read in time order.
+
+    read_transitions(path, kinematics, targets) -> (TransitionDataset, skipped)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from mbrl_control.arm.commands import JointTargets
+from mbrl_control.arm.kinematics import ForwardKinematics
+from mbrl_control.data.joints import select_joints
+from mbrl_control.data.recorder import TransitionRecorder
+from mbrl_control.data.transitions import TransitionDataset
+
+JOINT_STATE = "sensor_msgs/msg/JointState"
+COMMAND = "std_msgs/msg/Float64MultiArray"
+TARGET = "geometry_msgs/msg/PointStamped"
+
+
+class BagError(ValueError):
+    """A recording could not be used; the message names the bag and the problem."""
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The topics a recording carries (DESIGN.md's defaults)."""
+
+    joint_states: str = "/joint_states"
+    commands: str = "/arm_controller/commands"
+    target: str = "/mbrl/target"
+
+    def types(self) -> dict[str, str]:
+        return {self.joint_states: JOINT_STATE, self.commands: COMMAND, self.target: TARGET}
+
+
+def _typestore():
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_KILTED)
+
+
+class BagWriter:
+    """A rosbag2 (mcap) written one serialized message at a time; :meth:`close` writes its
+    ``metadata.yaml`` (a bag without one is the episode a crash interrupted)."""
+
+    def __init__(self, path: str | Path) -> None:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self._writer.open()
+        self._typestore = _typestore()
+        self._connections: dict[str, object] = {}
+        self.messages = 0
+
+    def write(self, topic: str, msgtype: str, data: bytes, stamp_ns: int) -> None:
+        """Append one CDR-serialized message of ``msgtype`` (e.g. ``sensor_msgs/msg/JointState``)."""
+        connection = self._connections.get(topic)
+        if connection is None:
+            connection = self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=self._typestore)
+        self._writer.write(connection, int(stamp_ns), bytes(data))
+        self.messages += 1
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def bag_paths(path: str | Path) -> list[Path]:
+    """The bags of a recording: ``path`` itself when it is a bag, else its sub-folders that
+    are bags, in name order.
+
+    Raises:
+        BagError: no bag at ``path``.
+    """
+    path = Path(path)
+    if (path / "metadata.yaml").is_file():
+        return [path]
+    bags = sorted(p for p in path.iterdir() if (p / "metadata.yaml").is_file()) if path.is_dir() else []
+    if not bags:
+        what = "no such folder" if not path.exists() else "no metadata.yaml in it or in its sub-folders"
+        raise BagError(f"{path}: not a rosbag2 recording ({what})")
+    return bags
+
+
+def messages(path: str | Path, topics: Topics) -> Iterator[tuple[str, int, object]]:
+    """``(topic, stamp_ns, message)`` of ``topics`` in a recording, in time order per bag.
+
+    Raises:
+        BagError: a bag is unreadable or lacks one of the topics.
+    """
+    from rosbags.highlevel import AnyReader
+
+    wanted = topics.types()
+    for bag in bag_paths(path):
+        try:
+            with AnyReader([bag], default_typestore=_typestore()) as reader:
+                found = {c.topic: c.msgtype for c in reader.connections}
+                missing = [t for t in wanted if t not in found]
+                if missing:
+                    raise BagError(f"{bag}: no topic(s) {missing} in the bag; it has {sorted(found)}")
+                wrong = {t: found[t] for t in wanted if found[t] != wanted[t]}
+                if wrong:
+                    raise BagError(f"{bag}: topic(s) of the wrong type {wrong}; expected {wanted}")
+                connections = [c for c in reader.connections if c.topic in wanted]
+                for connection, stamp, raw in reader.messages(connections=connections):
+                    yield connection.topic, stamp, reader.deserialize(raw, connection.msgtype)
+        except BagError:
+            raise
+        except Exception as err:  # rosbags raises several types for damaged bags
+            raise BagError(f"{bag}: unreadable rosbag2 (truncated or corrupt?): {type(err).__name__}: {err}") from None
+
+
+def read_transitions(
+    path: str | Path,
+    kinematics: ForwardKinematics,
+    targets: JointTargets,
+    joint_names: Sequence[str],
+    topics: Topics = Topics(),
+) -> tuple[TransitionDataset, Counter[str]]:
+    """The transitions a recording holds (see :mod:`mbrl_control.data.recorder`), joints
+    mapped by name, and the count of messages and commands skipped, by reason.
+
+    Raises:
+        BagError: unreadable bags, missing topics, joints missing from the joint states,
+            or a recording without a single transition.
+    """
+    recorder = TransitionRecorder(kinematics, targets)
+    skipped: Counter[str] = Counter()
+    n = len(joint_names)
+    for topic, stamp, msg in messages(path, topics):
+        time = stamp * 1e-9
+        if topic == topics.joint_states:
+            try:
+                recorder.state(*select_joints(msg.name, msg.position, msg.velocity, joint_names))
+            except ValueError as err:
+                if "lacks joint" in str(err):
+                    raise BagError(f"{path}: {topics.joint_states} {err}; the arm's joints are {list(joint_names)}") from None
+                skipped[f"joint state: {err}"] += 1
+        elif topic == topics.commands:
+            command = np.asarray(msg.data, dtype=np.float64)
+            if command.shape != (n,) or not np.all(np.isfinite(command)):
+                skipped[f"command of shape {list(command.shape)} or not finite"] += 1
+                continue
+            recorder.command(command, time)
+        else:
+            point = np.array([msg.point.x, msg.point.y, msg.point.z])
+            if not np.all(np.isfinite(point)):
+                skipped["target not finite"] += 1
+                continue
+            recorder.target(point, time)
+    skipped.update(recorder.skipped)
+    if len(recorder.dataset) == 0:
+        raise BagError(f"{path}: no transitions in the recording (skipped: {dict(skipped) or 'nothing'})")
+    return recorder.dataset, skipped

@@ -1,0 +1,111 @@
+"""What the nodes share: QoS for checkpoints, byte messages, diagnostics, the arm's
+parameters, and a ``main`` that spins one node."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import UInt8MultiArray
+
+from mbrl_control.arm.interface import ArmInterface
+from mbrl_control.arm.reach import ReachConfig
+from mbrl_control.arm.sim import SimConfig
+from mbrl_control.config import Config, param
+from mbrl_control.nodes.params import ParameterBinding
+
+# The newest checkpoint, kept for subscribers that join later (another machine, a restart).
+LATCHED = QoSProfile(
+    depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+# Every episode recorded, kept for a learner that starts late.
+EPISODES = QoSProfile(
+    depth=1000, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+# Commands and states: the newest matters.
+CONTROL = 10
+
+# Topic names, relative so that a namespace applies; remap them to a robot's.
+JOINT_STATES = "joint_states"
+COMMANDS = "arm_controller/commands"
+TARGET = "mbrl/target"
+EPISODES_TOPIC = "mbrl/episodes"
+MODEL_TOPIC = "mbrl/model"
+POLICY_TOPIC = "mbrl/policy"
+DIAGNOSTICS = "/diagnostics"
+
+ARM_SETTINGS = ((SimConfig(), ("urdf", "ee_link", "limit_margin")), (ReachConfig(), ("max_joint_step", "action_cost")))
+
+
+@dataclass(frozen=True)
+class JointsConfig(Config):
+    """The command message's joint order."""
+
+    joints: tuple = param((), "Commanded joints in the controller's order; empty: the URDF's arm joints in chain order.", read_only=True)
+
+
+def bind_arm(node: Node) -> tuple[ParameterBinding, ArmInterface]:
+    """Declare the arm's parameters (urdf, ee_link, limit_margin, max_joint_step,
+    action_cost, joints) on ``node``, read-only, and build its :class:`ArmInterface`."""
+    binding = ParameterBinding(node, *ARM_SETTINGS, JointsConfig(), read_only=("max_joint_step", "action_cost"))
+    arm = ArmInterface.from_configs(binding[SimConfig], binding[ReachConfig], binding[JointsConfig].joints)
+    return binding, arm
+
+
+def bytes_message(data: bytes) -> UInt8MultiArray:
+    msg = UInt8MultiArray()
+    msg.data = data
+    return msg
+
+
+def status(node: Node, name: str, message: str, values: dict[str, object], level: int = DiagnosticStatus.OK) -> DiagnosticArray:
+    """A ``/diagnostics`` message with one status named ``<node>: <name>``."""
+    array = DiagnosticArray()
+    array.header.stamp = node.get_clock().now().to_msg()
+    array.status = [DiagnosticStatus(
+        level=level, name=f"{node.get_name()}: {name}", message=message, hardware_id=node.get_fully_qualified_name(),
+        values=[KeyValue(key=k, value=f"{v:.6g}" if isinstance(v, float) else str(v)) for k, v in values.items()],
+    )]
+    return array
+
+
+class Throttle:
+    """Lets a repeated warning through at most once per ``period`` seconds, with the count."""
+
+    def __init__(self, period: float = 5.0) -> None:
+        self.period, self._last, self.count = period, -float("inf"), 0
+
+    def __call__(self, log: Callable[[str], object], message: str) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self._last >= self.period:
+            log(f"{message} ({self.count} so far)")
+            self._last = now
+
+
+def spin(node_factory: Callable[[], Node], args: Sequence[str] | None = None) -> None:
+    """``main`` of a node executable: init, spin until Ctrl-C or shutdown, clean up."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_factory()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            close = getattr(node, "close", None)
+            if close is not None:
+                close()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()

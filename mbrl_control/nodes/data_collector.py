@@ -1,0 +1,142 @@
+"""``data_collector``: joint states, commands and targets in; episodes of transitions out.
+
+Forms transitions at the commands' rate (:mod:`mbrl_control.data.recorder`), joints
+mapped by name, and splits episodes at target changes. Every message it hears is written
+to a rosbag2 (mcap, one bag per episode under ``<out_dir>/bags``, so a crash loses at most
+the episode in progress); each finished episode is appended to ``<out_dir>/dataset.npz``
+(atomically) and announced on ``mbrl/episodes`` (the episode's transitions as ``.npz``
+bytes, latched with history, so a learner on another machine — or one that starts late —
+gets every episode). On restart it resumes from the dataset on disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from geometry_msgs.msg import PointStamped
+from rclpy.node import Node
+from rclpy.serialization import serialize_message
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, UInt8MultiArray
+
+from mbrl_control.checkpoint import CheckpointError
+from mbrl_control.config import Config, param
+from mbrl_control.data.recorder import TransitionRecorder
+from mbrl_control.data.rosbag import COMMAND, JOINT_STATE, TARGET as TARGET_TYPE, BagWriter
+from mbrl_control.data.transitions import TransitionDataset
+from mbrl_control.nodes.common import (
+    COMMANDS, CONTROL, EPISODES, EPISODES_TOPIC, JOINT_STATES, TARGET, Throttle, bind_arm, bytes_message, spin,
+)
+from mbrl_control.nodes.messages import joint_state_to_arrays
+from mbrl_control.nodes.params import ParameterBinding
+
+
+@dataclass(frozen=True)
+class CollectorConfig(Config):
+    """Settings of the data collector."""
+
+    out_dir: str = param("runs/ros/data", "Folder of the dataset (dataset.npz) and the bags (bags/).", read_only=True)
+    record_bag: bool = param(True, "Write every message heard to a rosbag2 (mcap) per episode.")
+    min_episode_transitions: int = param(2, "Episodes with fewer transitions are not announced (a target changed twice in a row).", low=1)
+
+
+class DataCollectorNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("data_collector", **kwargs)
+        self.arm_params, self.arm = bind_arm(self)
+        self.params = ParameterBinding(self, CollectorConfig())
+        self.out_dir = Path(self.params[CollectorConfig].out_dir)
+        self.dataset_path = self.out_dir / "dataset.npz"
+        self.dataset = self._resume()
+        first = int(self.dataset.episode.max()) + 1 if len(self.dataset) else 0
+        self.recorder = TransitionRecorder(self.arm.kinematics, self.arm.targets(), first_episode=first)
+        self.bag: BagWriter | None = None
+        self.bad_state, self.bad_command, self.bad_target = Throttle(), Throttle(), Throttle()
+        self.publisher = self.create_publisher(UInt8MultiArray, EPISODES_TOPIC, EPISODES)
+        self.create_subscription(JointState, JOINT_STATES, self.on_joint_state, CONTROL)
+        self.create_subscription(Float64MultiArray, COMMANDS, self.on_command, CONTROL)
+        self.create_subscription(PointStamped, TARGET, self.on_target, CONTROL)
+        self.episodes_announced = 0
+
+    def _resume(self) -> TransitionDataset:
+        if not self.dataset_path.exists():
+            return TransitionDataset(self.arm.obs_dim, self.arm.n)
+        try:
+            dataset = TransitionDataset.load(self.dataset_path)
+        except CheckpointError as err:
+            raise CheckpointError(f"cannot resume: {err}; move the file away to start a new dataset") from None
+        if (dataset.obs_dim, dataset.act_dim) != (self.arm.obs_dim, self.arm.n):
+            raise CheckpointError(f"{self.dataset_path}: dataset of obs_dim={dataset.obs_dim}, act_dim={dataset.act_dim} "
+                                  f"is not this arm's ({self.arm.obs_dim}, {self.arm.n})")
+        self.get_logger().info(f"resuming {dataset}")
+        return dataset
+
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def record(self, topic: str, msgtype: str, msg: object) -> None:
+        if self.bag is not None:
+            self.bag.write(self.resolve_topic_name(topic), msgtype, serialize_message(msg), self.get_clock().now().nanoseconds)
+
+    def on_joint_state(self, msg: JointState) -> None:
+        try:
+            q, qd = joint_state_to_arrays(msg, self.arm.joint_names)
+        except ValueError as err:
+            self.bad_state(self.get_logger().warning, f"joint state refused: {err}")
+            return
+        self.recorder.state(q, qd)
+        self.record(JOINT_STATES, JOINT_STATE, msg)
+
+    def on_command(self, msg: Float64MultiArray) -> None:
+        command = np.asarray(msg.data, dtype=np.float64)
+        if command.shape != (self.arm.n,) or not np.all(np.isfinite(command)):
+            self.bad_command(self.get_logger().warning, f"command refused: need {self.arm.n} finite values, got {command.tolist()}")
+            return
+        self.recorder.command(self.arm.from_controller(command), self.now())
+        self.record(COMMANDS, COMMAND, msg)
+
+    def on_target(self, msg: PointStamped) -> None:
+        target = np.array([msg.point.x, msg.point.y, msg.point.z])
+        if not np.all(np.isfinite(target)):
+            self.bad_target(self.get_logger().warning, f"target refused: not finite {target.tolist()}")
+            return
+        episode = self.recorder.episode
+        if self.recorder.target(target, self.now()):
+            self.finish(episode)
+            if self.params[CollectorConfig].record_bag:
+                self.bag = BagWriter(self.out_dir / "bags" / f"episode_{self.recorder.episode:05d}")
+        self.record(TARGET, TARGET_TYPE, msg)
+
+    def finish(self, episode: int) -> None:
+        """Close the episode's bag; save and announce its transitions."""
+        if self.bag is not None:
+            self.bag.close()
+            self.bag = None
+        recorded = self.recorder.dataset
+        rows = np.flatnonzero(recorded.episode == episode)
+        if len(rows) < self.params[CollectorConfig].min_episode_transitions:
+            return
+        part = recorded.subset(rows)
+        self.dataset.append(part.obs, part.act, part.next_obs, part.episode, part.time)
+        self.dataset.save(self.dataset_path)
+        self.publisher.publish(bytes_message(part.to_bytes()))
+        self.episodes_announced += 1
+        skipped = dict(self.recorder.skipped)
+        self.get_logger().info(f"episode {episode}: {len(part)} transitions; dataset {len(self.dataset)}"
+                               + (f"; skipped {skipped}" if skipped else ""))
+
+    def close(self) -> None:
+        if self.bag is not None:
+            self.bag.close()
+            self.bag = None
+
+
+def main(args: list[str] | None = None) -> None:
+    spin(DataCollectorNode, args)
+
+
+if __name__ == "__main__":
+    main()

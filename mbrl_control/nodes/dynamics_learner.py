@@ -1,0 +1,165 @@
+"""``dynamics_learner``: (re)fits the dynamics model as episodes arrive.
+
+Episodes come from ``mbrl/episodes`` (the data collector's ``.npz`` bytes) and are kept in
+``<out_dir>/dataset.npz``. A fit runs in a worker thread so the node keeps receiving data
+and answering parameter requests; when it succeeds the model is saved atomically to
+``<out_dir>/model.pt`` and its bytes published on ``mbrl/model`` (latched: a planner that
+starts later, on another machine, gets the newest model). Fit metrics go to
+``/diagnostics``. On restart it reloads the dataset and republishes the last model.
+
+Parameters: ``model`` (ensemble, pe, de, mlp, gp) is fixed at start; the chosen model's
+settings, ``min_transitions`` and ``retrain_period`` change live (the next fit uses them).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.node import Node
+from std_msgs.msg import UInt8MultiArray
+
+from mbrl_control.checkpoint import CheckpointError
+from mbrl_control.config import Config, param
+from mbrl_control.data.transitions import TransitionDataset
+from mbrl_control.models import MODELS, PRESETS, load_model, make_model
+from mbrl_control.nodes.common import (
+    CONTROL, DIAGNOSTICS, EPISODES, EPISODES_TOPIC, LATCHED, MODEL_TOPIC, bind_arm, bytes_message, spin, status,
+)
+from mbrl_control.nodes.params import ParameterBinding
+
+
+@dataclass(frozen=True)
+class LearnerConfig(Config):
+    """Settings of the dynamics learner."""
+
+    model: str = param("ensemble", "Model type.", choices=tuple(PRESETS), read_only=True)
+    out_dir: str = param("runs/ros/learner", "Folder of the dataset copy and the model checkpoint.", read_only=True)
+    min_transitions: int = param(50, "Transitions needed before the first fit.", low=1)
+    retrain_period: float = param(0.0, "Least seconds between fits; 0 = fit after every new episode.", low=0.0, high=1e6)
+    threads: int = param(1, "torch threads for fitting (1 leaves the other core of a 2-core computer to the planner).", low=1, high=256)
+
+
+class DynamicsLearnerNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("dynamics_learner", **kwargs)
+        self.arm_params, self.arm = bind_arm(self)
+        self.params = ParameterBinding(self, LearnerConfig())
+        kind, preset = PRESETS[self.params[LearnerConfig].model]
+        model_config = MODELS[kind].Config().replace(**preset, goal_dims=3)
+        self.model_params = ParameterBinding(self, model_config, read_only=tuple(preset) + ("goal_dims",))
+        self.out_dir = Path(self.params[LearnerConfig].out_dir)
+        self.dataset_path, self.model_path = self.out_dir / "dataset.npz", self.out_dir / "model.pt"
+        self.lock = threading.Lock()  # guards dataset
+        self.dataset = self._resume()
+        self.episodes_seen = set(self.dataset.episodes.tolist())
+        self.fitted_size = 0
+        self.last_fit = -float("inf")
+        self.fits = 0
+        self.worker: threading.Thread | None = None
+        self.model_pub = self.create_publisher(UInt8MultiArray, MODEL_TOPIC, LATCHED)
+        self.diagnostics = self.create_publisher(DiagnosticArray, DIAGNOSTICS, CONTROL)
+        self.create_subscription(UInt8MultiArray, EPISODES_TOPIC, self.on_episode, EPISODES)
+        self._republish()
+        self.create_timer(0.5, self.maybe_fit)
+
+    def _resume(self) -> TransitionDataset:
+        if not self.dataset_path.exists():
+            return TransitionDataset(self.arm.obs_dim, self.arm.n)
+        dataset = TransitionDataset.load(self.dataset_path)
+        self.get_logger().info(f"resuming {dataset}")
+        return dataset
+
+    def _republish(self) -> None:
+        if not self.model_path.exists():
+            return
+        try:
+            model = load_model(self.model_path, self.arm.obs_dim, self.arm.n)
+        except CheckpointError as err:
+            self.get_logger().error(f"last model not republished: {err}")
+            return
+        self.fitted_size = model.dataset_size
+        self.model_pub.publish(bytes_message(self.model_path.read_bytes()))
+        self.get_logger().info(f"republished {self.model_path} ({model.dataset_size} transitions)")
+
+    def on_episode(self, msg: UInt8MultiArray) -> None:
+        try:
+            part = TransitionDataset.load(bytes(msg.data))
+        except CheckpointError as err:
+            self.get_logger().error(f"episode refused: {err}")
+            return
+        if (part.obs_dim, part.act_dim) != (self.dataset.obs_dim, self.dataset.act_dim):
+            self.get_logger().error(f"episode refused: obs_dim={part.obs_dim}, act_dim={part.act_dim} is not this arm's "
+                                    f"({self.dataset.obs_dim}, {self.dataset.act_dim})")
+            return
+        new = [e for e in part.episodes.tolist() if e not in self.episodes_seen]
+        if not new:
+            return  # a latched episode heard again (restart)
+        part = part.subset(part.episode >= min(new))
+        with self.lock:
+            self.dataset.append(part.obs, part.act, part.next_obs, part.episode, part.time)
+            self.dataset.save(self.dataset_path)
+        self.episodes_seen.update(new)
+        self.get_logger().info(f"episode(s) {new}: {len(part)} transitions; dataset {len(self.dataset)}")
+
+    def maybe_fit(self) -> None:
+        config = self.params[LearnerConfig]
+        if self.worker is not None and self.worker.is_alive():
+            return
+        with self.lock:
+            size = len(self.dataset)
+        if size < config.min_transitions or size == self.fitted_size:
+            return
+        if time.monotonic() - self.last_fit < config.retrain_period:
+            return
+        with self.lock:
+            data = self.dataset.subset(slice(None))
+        self.last_fit = time.monotonic()
+        self.worker = threading.Thread(target=self.fit, args=(data,), name="fit", daemon=True)
+        self.worker.start()
+
+    def fit(self, data: TransitionDataset) -> None:
+        """Worker thread: fit a fresh model on ``data``; save, publish, report."""
+        kind, preset = PRESETS[self.params[LearnerConfig].model]
+        config = self.model_params[MODELS[kind].Config]
+        torch.set_num_threads(self.params[LearnerConfig].threads)
+        try:
+            model = make_model(self.params[LearnerConfig].model, self.arm.obs_dim, self.arm.n, **config.to_dict())
+            report = model.fit(data)
+            model.save(self.model_path)
+        except Exception as err:  # a failed fit keeps the last good model
+            self.get_logger().error(f"fit on {len(data)} transitions failed, last model kept: {type(err).__name__}: {err}")
+            self.diagnostics.publish(status(self, "fit", f"failed: {err}", {"transitions": len(data)}, DiagnosticStatus.ERROR))
+            self.fitted_size = len(data)  # not again on the same data
+            return
+        self.fitted_size = len(data)
+        self.fits += 1
+        if not self.context.ok():  # shut down while fitting: the checkpoint is on disk for the restart
+            return
+        self.model_pub.publish(bytes_message(self.model_path.read_bytes()))
+        val = report.val_loss[report.best_epoch] if report.val_loss and report.best_epoch >= 0 else float("nan")
+        values = {"transitions": len(data), "episodes": len(data.episodes), "seconds": report.seconds,
+                  "train_loss": report.train_loss[-1] if report.train_loss else float("nan"), "val_loss": val,
+                  "epochs": report.epochs, "fits": self.fits}
+        self.diagnostics.publish(status(self, "fit", f"{model.name} on {len(data)} transitions", values))
+        self.get_logger().info(f"fit {self.fits}: {model.name} on {len(data)} transitions in {report.seconds:.1f} s")
+
+    def close(self) -> None:
+        """Wait for a fit in progress: its checkpoint is written atomically either way, but
+        a process must not exit under a thread that is inside torch."""
+        if self.worker is not None and self.worker.is_alive():
+            self.get_logger().info("waiting for the fit in progress to finish")
+            self.worker.join()
+
+
+def main(args: list[str] | None = None) -> None:
+    spin(DynamicsLearnerNode, args)
+
+
+if __name__ == "__main__":
+    main()

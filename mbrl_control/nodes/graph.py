@@ -1,0 +1,68 @@
+"""The node graph, described once: launch files build their ``Node`` actions from it and
+``mbrl-control bringup`` runs the same nodes in one process.
+
+Without rclpy imports, so a launch file can read it on any machine.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from mbrl_control.resources import share_dir
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node: its name (also its executable's, see setup.py) and its class."""
+
+    name: str
+    target: str  # "module:Class"
+
+    @property
+    def executable(self) -> str:
+        return self.name
+
+    def node_class(self) -> type:
+        module, _, cls = self.target.partition(":")
+        return getattr(importlib.import_module(module), cls)
+
+
+NODES = {spec.name: spec for spec in (
+    NodeSpec("sim_node", "mbrl_control.nodes.sim_node:SimNode"),
+    NodeSpec("data_collector", "mbrl_control.nodes.data_collector:DataCollectorNode"),
+    NodeSpec("dynamics_learner", "mbrl_control.nodes.dynamics_learner:DynamicsLearnerNode"),
+    NodeSpec("mpc_planner", "mbrl_control.nodes.mpc_planner:MPCPlannerNode"),
+    NodeSpec("pg_trainer", "mbrl_control.nodes.pg_trainer:PGTrainerNode"),
+    NodeSpec("policy_controller", "mbrl_control.nodes.policy_controller:PolicyControllerNode"),
+)}
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The nodes of one set-up, its parameter file (in ``config/``) and whether the nodes
+    follow the simulator's ``/clock``."""
+
+    nodes: tuple[str, ...]
+    params: str
+    use_sim_time: bool
+
+    @property
+    def params_file(self) -> str:
+        return str(share_dir() / "config" / self.params)
+
+    def specs(self) -> list[NodeSpec]:
+        return [NODES[name] for name in self.nodes]
+
+
+GRAPHS = {
+    # the simulated arm learning: MuJoCo, recording, model fitting, MPC
+    "sim": Graph(("sim_node", "data_collector", "dynamics_learner", "mpc_planner"), "sim.yaml", True),
+    # a real arm: its driver and controllers provide joint_states and take the commands
+    "real": Graph(("data_collector", "dynamics_learner", "mpc_planner"), "real.yaml", False),
+    # a trained policy in place of the planner, trained inside the learned model
+    "sim_policy": Graph(("sim_node", "data_collector", "dynamics_learner", "pg_trainer", "policy_controller"), "sim.yaml", True),
+}
+
+# what offline fitting needs, for `ros2 bag record` (launch/record.launch.py)
+RECORD_TOPICS = ("/joint_states", "/arm_controller/commands", "/mbrl/target")
