@@ -1,4 +1,5 @@
-# make demo   set up .venv and watch the simulated arm learn to reach (model-based RL)
+# make demo   set up .venv and watch the simulated arm learn to reach: the ROS 2 node graph
+#             (sim, data collector, dynamics learner, MPC planner) over localhost DDS
 # make test   set up .venv and run the test suite
 # make bench  set up .venv and run the benchmarks
 # make lock   rewrite constraints.txt from the working .venv
@@ -40,7 +41,7 @@ $(STAMP): requirements.txt requirements-ros.txt constraints.txt setup.py setup.c
 	@touch $@
 
 demo: $(STAMP)
-	$(BIN)/mbrl-control train --model gp --set propagation=expectation --episodes 6 --out runs/demo
+	$(BIN)/mbrl-control bringup sim --model gp --set mpc_planner.propagation=expectation --episodes 8 --out runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

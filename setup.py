@@ -33,6 +33,11 @@ setup(
     entry_points={
         "console_scripts": [
             "mbrl-control = mbrl_control.cli:main",
+            # the nodes, for `ros2 run mbrl_control <node>` and the launch files (see nodes/graph.py)
+            "sim_node = mbrl_control.nodes.sim_node:main",
+            "data_collector = mbrl_control.nodes.data_collector:main",
+            "dynamics_learner = mbrl_control.nodes.dynamics_learner:main",
+            "mpc_planner = mbrl_control.nodes.mpc_planner:main",
         ],
     },
 )

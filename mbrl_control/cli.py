@@ -3,6 +3,7 @@
     mbrl-control train    model-based RL on a simulated task: progress, CSV/JSON, learning curve
     mbrl-control policy   policy gradient (REINFORCE … PPO): progress, CSV, learning curve, checkpoint
     mbrl-control bringup  the ROS 2 node graph in one process (sim: the arm learns to reach)
+    mbrl-control fit      a dynamics model from a rosbag2 recording
     mbrl-control demo     the simulated arm under random exploration, per-episode results
     mbrl-control render   a PNG of the simulated arm
 """
@@ -160,13 +161,12 @@ def bringup(args: argparse.Namespace) -> int:
     overrides.setdefault("dynamics_learner", {}).setdefault("model", args.model)
     overrides["dynamics_learner"].setdefault("out_dir", str(out / "learner"))
     overrides.setdefault("data_collector", {}).setdefault("out_dir", str(out / "data"))
-    overrides.setdefault("pg_trainer", {}).setdefault("out_dir", str(out / "policy"))
     rows: list[str] = []
 
     monitor = None
 
     def show(record) -> None:
-        loop = monitor.diagnostics.get("mpc_planner: control loop") or monitor.diagnostics.get("policy_controller: control loop", {})
+        loop = monitor.diagnostics.get("mpc_planner: control loop", {})
         rate = f"  {loop.get('mode', '')} {loop['message']}, p95 {loop['latency_ms_p95']} ms" if loop else ""
         line = (f"episode {record.index:3d}  final distance {record.final_distance:.3f} m  "
                 f"closest {record.min_distance:.3f} m  success {record.final_distance < 0.02}{rate}")
@@ -198,6 +198,53 @@ def bringup(args: argparse.Namespace) -> int:
         write_text(out / "episodes.csv", "episode,start_distance,final_distance,min_distance\n" + "\n".join(rows) + "\n")
         _plot_episodes(out / "learning_curve.png", [float(r.split(",")[2]) for r in rows], args.graph)
         print(f"wrote {out / 'episodes.csv'}, {out / 'learning_curve.png'}")
+    return 0
+
+
+def fit(args: argparse.Namespace) -> int:
+    """Fit a dynamics model on a rosbag2 recording; held-out metrics; a checkpoint for mpc_planner."""
+    import numpy as np
+    import torch
+
+    from mbrl_control.arm.interface import ArmInterface
+    from mbrl_control.arm.reach import ReachConfig
+    from mbrl_control.arm.sim import SimConfig
+    from mbrl_control.config import ConfigError
+    from mbrl_control.data.rosbag import BagError, Topics, read_transitions
+    from mbrl_control.models import make_model
+
+    try:
+        settings = parse_settings(args.set)
+        sim = SimConfig(urdf=args.urdf, ee_link=args.ee_link, limit_margin=args.limit_margin)
+        arm = ArmInterface.from_configs(sim, ReachConfig(max_joint_step=args.max_joint_step), args.joints or ())
+        topics = Topics(args.joint_states, args.commands, args.target)
+        dataset, skipped = read_transitions(args.bag, arm.kinematics, arm.targets(), arm.joint_names, topics)
+        model = make_model(args.model, arm.obs_dim, arm.n, goal_dims=3, seed=args.seed, **settings)
+    except (BagError, ConfigError, ValueError, FileNotFoundError) as err:
+        print(f"mbrl-control fit: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.bag}: {len(dataset)} transitions in {len(dataset.episodes)} episodes"
+          + (f"; skipped {dict(skipped)}" if skipped else ""))
+    train, test = (dataset.split(args.test_fraction, np.random.default_rng(args.seed))
+                   if args.test_fraction > 0 and len(dataset.episodes) > 1 else (dataset, None))
+    torch.set_num_threads(args.threads)
+    report = model.fit(train)
+    print(f"fitted {model.name} on {len(train)} transitions in {report.seconds:.1f} s")
+    if test is not None and len(test):
+        obs, act = torch.as_tensor(test.obs, dtype=torch.float32), torch.as_tensor(test.act, dtype=torch.float32)
+        with torch.no_grad():
+            prediction = model.predict(obs, act)
+        S = model.state_dim
+        truth = torch.as_tensor(test.next_obs, dtype=torch.float32)[:, :S]
+        error = prediction.mean[:, :S] - truth
+        change = truth - obs[:, :S]
+        mse = float(error.pow(2).mean())
+        nll = float((0.5 * (error.pow(2) / prediction.var[:, :S] + prediction.var[:, :S].log() + np.log(2 * np.pi))).mean())
+        print(f"held-out ({len(test)} transitions, {len(test.episodes)} episodes): MSE {mse:.3g} "
+              f"(of a change with variance {float(change.var(0).mean()):.3g}; "
+              f"predicting no change: {float(change.pow(2).mean()):.3g}), NLL {nll:.3f} per dimension")
+    path = model.save(args.out)
+    print(f"wrote {path}  (mpc_planner: --ros-args -p model_path:={path})")
     return 0
 
 
@@ -294,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=policy)
 
     p = commands.add_parser("bringup", help="run the ROS 2 node graph in this process, as its launch file would")
-    p.add_argument("graph", nargs="?", default="sim", choices=("sim", "real", "sim_policy"))
+    p.add_argument("graph", nargs="?", default="sim", choices=("sim", "real"))
     p.add_argument("--episodes", type=int, default=0, help="stop after this many episodes (0: run until Ctrl-C)")
     p.add_argument("--model", default="ensemble", choices=("ensemble", "pe", "de", "mlp", "gp"))
     p.add_argument("--params", default=None, help="ROS parameter file (default: config/<graph's>.yaml)")
@@ -303,6 +350,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/bringup", help="data, model, episodes.csv and learning_curve.png (default: %(default)s)")
     p.add_argument("--in-process", action="store_true", help="all nodes in this process (default: one child process per node)")
     p.set_defaults(func=bringup)
+
+    p = commands.add_parser("fit", help="fit a dynamics model on a rosbag2 recording (for mpc_planner's model_path)")
+    p.add_argument("--bag", required=True, help="a rosbag2 folder (mcap or sqlite3), or a folder of them")
+    p.add_argument("--model", default="ensemble", choices=("ensemble", "pe", "de", "mlp", "gp"))
+    p.add_argument("--out", default="model.pt", help="checkpoint to write (default: %(default)s)")
+    p.add_argument("--test-fraction", type=float, default=0.2, help="episodes held out for the reported metrics")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a model setting, e.g. --set hidden=128")
+    p.add_argument("--urdf", default="", help="the arm's URDF (default: the packaged so_arm5.urdf)")
+    p.add_argument("--ee-link", default="tcp")
+    p.add_argument("--joints", nargs="*", default=None, help="the command message's joint order (default: the URDF's)")
+    p.add_argument("--limit-margin", type=float, default=0.02)
+    p.add_argument("--max-joint-step", type=float, default=0.1, help="rad per tick of an action of ±1")
+    p.add_argument("--joint-states", default="/joint_states")
+    p.add_argument("--commands", default="/arm_controller/commands")
+    p.add_argument("--target", default="/mbrl/target")
+    p.set_defaults(func=fit)
 
     p = commands.add_parser("demo", help="run the simulated arm and print per-episode results")
     p.add_argument("--episodes", type=int, default=5)

@@ -11,9 +11,11 @@ newest joint state at that command, mapped by joint name. Commands are the clock
 states may arrive at any rate, and the control rate is the rate the commander runs at.
 
 An episode is the time between target changes (a real arm's episode), so a new target
-closes the pending transition with the newest state and starts a new episode. A command
-no action in [-1, 1] explains (a reset, a jump) starts the chain afresh; a command before
-any joint state or target is skipped. ``skipped`` counts both, by reason.
+closes the pending transition with the newest state and starts a new episode. The first
+command of an episode may also start from the measured joints (a planner restarts its
+command state there, as ArmReach's reset does). A command no action in [-1, 1] explains
+(a reset, a jump) starts the chain afresh; a command before any joint state or target is
+skipped. ``skipped`` counts both, by reason.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class TransitionRecorder:
         self._qd: np.ndarray | None = None
         self._target: np.ndarray | None = None
         self._pending: _Pending | None = None
+        self._episode_start = False
 
     def state(self, q: np.ndarray, qd: np.ndarray) -> None:
         """The newest measured joint positions and velocities [n], in command order."""
@@ -74,6 +77,7 @@ class TransitionRecorder:
             return False
         self._close(time)  # the last command's successor keeps its action: the arm moves on
         self._target = target
+        self._episode_start = True
         self.episode += 1
         return True
 
@@ -86,8 +90,11 @@ class TransitionRecorder:
         self._close(time)
         previous = self._pending
         action = None if previous is None else self.targets.action_between(previous.command, command)
-        if previous is not None and action is None:
+        if action is None and self._episode_start:
+            action = self.targets.action_between(self._q, command)
+        if action is None and previous is not None:
             self.skipped["a jump no action in [-1, 1] explains"] += 1
+        self._episode_start = False
         self._pending = _Pending(self._observe(), command, action, time)
 
     def _observe(self) -> np.ndarray:

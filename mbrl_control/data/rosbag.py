@@ -99,28 +99,51 @@ def messages(path: str | Path, topics: Topics) -> Iterator[tuple[str, int, objec
     """``(topic, stamp_ns, message)`` of ``topics`` in a recording, in time order per bag.
 
     Raises:
-        BagError: a bag is unreadable or lacks one of the topics.
+        BagError: a bag is unreadable or has a topic of another type, or the recording
+            lacks one of the topics.
     """
     from rosbags.highlevel import AnyReader
 
     wanted = topics.types()
-    for bag in bag_paths(path):
+    typestore = _typestore()
+    bags = bag_paths(path)
+    present: set[str] = set()
+    for bag in bags:
         try:
-            with AnyReader([bag], default_typestore=_typestore()) as reader:
+            with AnyReader([bag], default_typestore=typestore) as reader:
                 found = {c.topic: c.msgtype for c in reader.connections}
-                missing = [t for t in wanted if t not in found]
-                if missing:
-                    raise BagError(f"{bag}: no topic(s) {missing} in the bag; it has {sorted(found)}")
-                wrong = {t: found[t] for t in wanted if found[t] != wanted[t]}
+                wrong = {t: found[t] for t in wanted if t in found and found[t] != wanted[t]}
                 if wrong:
                     raise BagError(f"{bag}: topic(s) of the wrong type {wrong}; expected {wanted}")
+                present.update(found)
                 connections = [c for c in reader.connections if c.topic in wanted]
                 for connection, stamp, raw in reader.messages(connections=connections):
-                    yield connection.topic, stamp, reader.deserialize(raw, connection.msgtype)
+                    yield connection.topic, stamp, _deserialize(typestore, raw, connection.msgtype)
         except BagError:
             raise
         except Exception as err:  # rosbags raises several types for damaged bags
             raise BagError(f"{bag}: unreadable rosbag2 (truncated or corrupt?): {type(err).__name__}: {err}") from None
+    missing = [t for t in wanted if t not in present]
+    if missing:  # one bag of a split recording may lack a topic (it ended early); the recording may not
+        raise BagError(f"{path}: no topic(s) {missing} in the recording; it has {sorted(present)}")
+
+
+def _deserialize(typestore, raw: bytes, msgtype: str) -> object:
+    """A CDR message, allowing the final alignment padding (up to 8 bytes) that Fast-CDR
+    appends and ``rosbags`` refuses as a size mismatch (more than 3 trailing bytes): rclpy
+    serializes a JointState that way, and ``ros2 bag record`` stores what the wire carries."""
+    from rosbags.serde import SerdeError
+
+    try:
+        return typestore.deserialize_cdr(raw, msgtype)
+    except SerdeError:
+        msgdef = typestore.get_msgdef(msgtype)
+        if raw[1] != 1:  # only little-endian CDR carries this padding in practice
+            raise
+        message, end = msgdef.deserialize_cdr_le(raw[4:], 0, msgdef.cls, typestore)
+        if len(raw) - 4 - end >= 8:
+            raise
+        return message
 
 
 def read_transitions(

@@ -3,6 +3,7 @@ parameters, and a ``main`` that spins one node."""
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -92,6 +93,7 @@ class Throttle:
 def spin(node_factory: Callable[[], Node], args: Sequence[str] | None = None) -> None:
     """``main`` of a node executable: init, spin until Ctrl-C or shutdown, clean up."""
     import rclpy
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
     from rclpy.executors import ExternalShutdownException
 
     rclpy.init(args=args)
@@ -101,6 +103,11 @@ def spin(node_factory: Callable[[], Node], args: Sequence[str] | None = None) ->
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except (ValueError, InvalidParameterValueException, InvalidParameterTypeException) as err:
+        # a refused setting or an unreadable file at start-up: one line, not a traceback
+        # (ConfigError and CheckpointError are ValueErrors)
+        print(f"[FATAL] {getattr(node_factory, '__name__', 'node')}: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     finally:
         if node is not None:
             close = getattr(node, "close", None)

@@ -33,8 +33,6 @@ NODES = {spec.name: spec for spec in (
     NodeSpec("data_collector", "mbrl_control.nodes.data_collector:DataCollectorNode"),
     NodeSpec("dynamics_learner", "mbrl_control.nodes.dynamics_learner:DynamicsLearnerNode"),
     NodeSpec("mpc_planner", "mbrl_control.nodes.mpc_planner:MPCPlannerNode"),
-    NodeSpec("pg_trainer", "mbrl_control.nodes.pg_trainer:PGTrainerNode"),
-    NodeSpec("policy_controller", "mbrl_control.nodes.policy_controller:PolicyControllerNode"),
 )}
 
 
@@ -60,8 +58,6 @@ GRAPHS = {
     "sim": Graph(("sim_node", "data_collector", "dynamics_learner", "mpc_planner"), "sim.yaml", True),
     # a real arm: its driver and controllers provide joint_states and take the commands
     "real": Graph(("data_collector", "dynamics_learner", "mpc_planner"), "real.yaml", False),
-    # a trained policy in place of the planner, trained inside the learned model
-    "sim_policy": Graph(("sim_node", "data_collector", "dynamics_learner", "pg_trainer", "policy_controller"), "sim.yaml", True),
 }
 
 # what offline fitting needs, for `ros2 bag record` (launch/record.launch.py)

@@ -1,0 +1,47 @@
+"""The simulated arm learning to reach: MuJoCo sim, data collector, dynamics learner and
+MPC planner (the graph ``sim`` of mbrl_control/nodes/graph.py; `mbrl-control bringup sim`
+runs the same nodes without launch).
+
+    ros2 launch mbrl_control sim.launch.py
+    ros2 launch mbrl_control sim.launch.py model:=gp optimizer:=mppi namespace:=arm1
+"""
+
+from pathlib import Path
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from mbrl_control.nodes.graph import GRAPHS
+
+
+def _nodes(context):
+    graph = GRAPHS[LaunchConfiguration("graph").perform(context)]
+    params = LaunchConfiguration("params_file").perform(context) or str(Path(get_package_share_directory("mbrl_control")) / "config" / graph.params)
+    namespace = LaunchConfiguration("namespace").perform(context)
+    chosen = {
+        "dynamics_learner": {"model": LaunchConfiguration("model").perform(context)},
+        "mpc_planner": {"optimizer": LaunchConfiguration("optimizer").perform(context)},
+    }
+    return [
+        Node(
+            package="mbrl_control", executable=spec.executable, name=spec.name, namespace=namespace, output="screen",
+            parameters=[params, {"use_sim_time": graph.use_sim_time, **chosen.get(spec.name, {})}],
+        )
+        for spec in graph.specs()
+    ]
+
+
+def generate_launch_description() -> LaunchDescription:
+    return LaunchDescription([
+        DeclareLaunchArgument("graph", default_value="sim", choices=["sim"], description="node graph"),
+        DeclareLaunchArgument("model", default_value="ensemble", choices=["ensemble", "pe", "de", "mlp", "gp"],
+                              description="dynamics model type"),
+        DeclareLaunchArgument("optimizer", default_value="cem", choices=["cem", "mppi", "random", "gradient", "cem_gradient"],
+                              description="MPC trajectory optimiser"),
+        DeclareLaunchArgument("params_file", default_value="", description="ROS parameter file (default: config/sim.yaml)"),
+        DeclareLaunchArgument("namespace", default_value="", description="namespace of every node and topic"),
+        OpaqueFunction(function=_nodes),
+    ])

@@ -1,0 +1,220 @@
+"""The ROS 2 nodes over real DDS on localhost (rclpy, no mocks): live parameters, model
+hot-swap, a learner killed mid-fit, and the whole simulated graph learning to reach."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+from geometry_msgs.msg import PointStamped  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.parameter_client import AsyncParameterClient  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+from std_msgs.msg import Float64MultiArray, UInt8MultiArray  # noqa: E402
+
+from mbrl_control import cli  # noqa: E402
+from mbrl_control.arm.env import ArmReach  # noqa: E402
+from mbrl_control.data.transitions import TransitionDataset  # noqa: E402
+from mbrl_control.models import load_model, make_model  # noqa: E402
+from mbrl_control.nodes.bringup import RunningGraph  # noqa: E402
+from mbrl_control.nodes.common import LATCHED  # noqa: E402
+from mbrl_control.nodes.graph import Graph  # noqa: E402
+from mbrl_control.planning.mpc import MPCConfig  # noqa: E402
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def random_transitions(steps: int, seed: int = 0) -> TransitionDataset:
+    env = ArmReach()
+    rng = np.random.default_rng(seed)
+    data = TransitionDataset(16, 5)
+    obs, _ = env.reset(seed=seed)
+    for t in range(steps):
+        if t and t % 50 == 0:
+            obs, _ = env.reset()
+        action = rng.uniform(-1, 1, 5)
+        next_obs, *_ = env.step(action)
+        data.append(obs, action, next_obs, episode=t // 50)
+        obs = next_obs
+    env.close()
+    return data
+
+
+@pytest.fixture(scope="module")
+def transitions():
+    return random_transitions(200)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory, transitions):
+    model = make_model("mlp", 16, 5, goal_dims=3, max_epochs=20)
+    model.fit(transitions)
+    return model.save(tmp_path_factory.mktemp("model") / "model.pt")
+
+
+class FakeArm:
+    """A test node standing in for a driver and a task: joint states and a target at 20 Hz;
+    records the commands it receives."""
+
+    def __init__(self, node, names=("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll")):
+        self.node, self.names = node, list(names)
+        self.commands: list[np.ndarray] = []
+        self.q = np.zeros(len(names))
+        self.states = node.create_publisher(JointState, "joint_states", 10)
+        self.targets = node.create_publisher(PointStamped, "mbrl/target", 10)
+        node.create_subscription(Float64MultiArray, "arm_controller/commands", lambda m: self.commands.append(np.array(m.data)), 10)
+        node.create_timer(0.05, self.publish)
+
+    def publish(self) -> None:
+        state = JointState()
+        state.name, state.position, state.velocity = self.names, self.q.tolist(), [0.0] * len(self.q)
+        self.states.publish(state)
+        target = PointStamped()
+        target.point.x, target.point.y, target.point.z = 0.2, 0.1, 0.15
+        self.targets.publish(target)
+
+
+@pytest.fixture
+def planner(model_file):
+    """The planner alone, planning with ``model_file``, and a fake arm feeding it."""
+    graph = Graph(("mpc_planner",), "sim.yaml", False)
+    with RunningGraph(graph, {"mpc_planner": {"model_path": str(model_file), "time_budget": 0.0}}) as running:
+        node = rclpy.create_node("test_arm", context=running.context)
+        arm = FakeArm(node)
+        running.spin(node)
+        wait_for(lambda: len(arm.commands) >= 3, 30, "commands from the planner")
+        yield running.nodes["mpc_planner"], node, arm
+        node.destroy_node()
+
+
+def set_parameters(node, target: str, **values):
+    client = AsyncParameterClient(node, target)
+    assert client.wait_for_services(timeout_sec=10.0)
+    future = client.set_parameters([Parameter(k, value=v) for k, v in values.items()])
+    wait_for(future.done, 10, "the parameter service")
+    return future.result().results
+
+
+def test_a_live_parameter_changes_the_next_tick_and_bad_values_are_refused(planner):
+    node, test_node, arm = planner
+    assert node.controller.last_result.actions.shape[0] == 8
+    (result,) = set_parameters(test_node, "mpc_planner", horizon=12)
+    assert result.successful, result.reason
+    seen = len(arm.commands)
+    wait_for(lambda: len(arm.commands) >= seen + 2, 10, "commands after the change")
+    assert node.controller.last_result.actions.shape[0] == 12  # the plan now spans 12 ticks
+
+    refusals = {
+        "horizon": (0, "horizon"),                      # below its range
+        "population": (1, "population"),                # CEM needs two samples
+        "elites": (1000, "elites"),                     # more elites than samples
+        "optimizer": ("mppi", "read-only"),             # fixed at start
+        "propagation": ("psychic", "propagation"),      # not a choice
+        "control_rate": ("fast", "type"),               # wrong type
+    }
+    for name, (value, reason) in refusals.items():
+        (result,) = set_parameters(test_node, "mpc_planner", **{name: value})
+        assert not result.successful, name
+        assert reason in result.reason, (name, result.reason)
+    assert node.params[MPCConfig].horizon == 12  # nothing refused was applied
+    assert all(np.all(np.isfinite(c)) for c in arm.commands)
+
+
+def test_a_corrupt_model_is_refused_and_the_last_good_one_kept(planner, model_file):
+    node, test_node, arm = planner
+    good = node.model
+    publisher = test_node.create_publisher(UInt8MultiArray, "mbrl/model", LATCHED)
+    data = Path(model_file).read_bytes()
+    msg = UInt8MultiArray()
+    msg.data = data[: len(data) // 2]  # a checkpoint cut off mid-write
+    publisher.publish(msg)
+    seen = len(arm.commands)
+    wait_for(lambda: len(arm.commands) >= seen + 10, 10, "commands after the corrupt model")
+    assert node.model is good and node.models_loaded == 1
+
+
+def test_killing_the_learner_mid_fit_leaves_the_planner_on_its_last_good_model(model_file, transitions, tmp_path):
+    learner_dir = tmp_path / "learner"
+    learner_dir.mkdir()
+    (learner_dir / "model.pt").write_bytes(Path(model_file).read_bytes())  # the last good model
+    transitions.save(learner_dir / "dataset.npz")  # more data than it was fitted on: a fit starts at once
+    graph = Graph(("mpc_planner",), "sim.yaml", False)
+    env = {**os.environ}
+    with RunningGraph(graph, {"mpc_planner": {"time_budget": 0.0}}) as running:
+        node = rclpy.create_node("test_arm", context=running.context)
+        arm = FakeArm(node)
+        running.spin(node)
+        learner = subprocess.Popen(
+            [sys.executable, "-m", "mbrl_control.nodes.dynamics_learner", "--ros-args",
+             "-p", f"out_dir:={learner_dir}", "-p", "model:=ensemble", "-p", "min_transitions:=10",
+             "-p", "max_epochs:=100000", "-p", "max_steps:=1000000", "-p", "patience:=10000"],
+            env=env, text=True,
+        )
+        try:
+            planner = running.nodes["mpc_planner"]
+            wait_for(lambda: planner.models_loaded >= 1, 60, "the learner's republished model")
+            time.sleep(2.0)  # the fit on the larger dataset is under way
+            assert learner.poll() is None, "the learner exited before it was killed"
+            learner.send_signal(signal.SIGKILL)
+            learner.wait(timeout=10)
+        finally:
+            if learner.poll() is None:
+                learner.kill()
+        seen = len(arm.commands)
+        wait_for(lambda: len(arm.commands) >= seen + 20, 10, "commands after the learner died")
+        assert planner.controller is not None and planner.models_loaded == 1
+        assert planner.model.dataset_size == load_model(model_file).dataset_size
+        node.destroy_node()
+    # what the killed learner left on disk is the last good model
+    assert load_model(learner_dir / "model.pt", 16, 5).dataset_size == load_model(model_file).dataset_size
+
+
+def test_the_simulated_graph_learns_to_reach_and_its_bags_fit_a_model(tmp_path):
+    """sim → collector → learner (GP) → planner, in this process, from random motions."""
+    from mbrl_control.nodes.monitor import EpisodeMonitor
+
+    overrides = {
+        "sim_node": {"real_time_factor": 1.0, "episode_length": 60, "seed": 1},
+        "data_collector": {"out_dir": str(tmp_path / "data")},
+        "dynamics_learner": {"out_dir": str(tmp_path / "learner"), "model": "gp", "min_transitions": 40},
+        "mpc_planner": {"propagation": "expectation"},
+    }
+    with RunningGraph("sim", overrides) as running:
+        monitor = EpisodeMonitor(context=running.context)
+        running.spin(monitor)
+        wait_for(lambda: len(monitor.episodes) >= 7 or running.errors, 240, "seven episodes")
+        assert not running.errors, running.errors
+        planner = running.nodes["mpc_planner"]
+        assert planner.models_loaded >= 2
+        distances = monitor.final_distances
+        monitor.destroy_node()
+    first, last = np.mean(distances[:2]), np.mean(distances[-2:])
+    assert last < 0.5 * first, distances
+
+    # the collector's bags hold exactly the dataset it announced
+    from mbrl_control.arm.interface import ArmInterface
+    from mbrl_control.arm.reach import ReachConfig
+    from mbrl_control.arm.sim import SimConfig
+    from mbrl_control.data.rosbag import read_transitions
+
+    arm = ArmInterface.from_configs(SimConfig(), ReachConfig())
+    recorded = TransitionDataset.load(tmp_path / "data" / "dataset.npz")
+    from_bags, _ = read_transitions(tmp_path / "data" / "bags", arm.kinematics, arm.targets(), arm.joint_names)
+    n = len(recorded)
+    np.testing.assert_array_equal(from_bags.obs[:n], recorded.obs)
+    np.testing.assert_array_equal(from_bags.act[:n], recorded.act)
+    assert cli.main(["fit", "--bag", str(tmp_path / "data" / "bags"), "--model", "mlp", "--out", str(tmp_path / "fit.pt"),
+                     "--set", "max_epochs=50"]) == 0
+    assert load_model(tmp_path / "fit.pt", 16, 5).dataset_size > 0
