@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/policy_gradient.py --json benchmarks/results/policy_gradient.json \
 		--plot benchmarks/results/policy_gradient.png
 	$(BIN)/python benchmarks/model_based_policies.py --json benchmarks/results/model_based_policies.json
+	$(BIN)/python benchmarks/control_loop.py --json benchmarks/results/control_loop.json
 
 lock: $(STAMP)
 	@{ echo "# Every package the install pulls in, pinned (pip freeze of a working .venv)."; \

@@ -4,6 +4,7 @@ runs the same nodes without launch).
 
     ros2 launch mbrl_control sim.launch.py
     ros2 launch mbrl_control sim.launch.py model:=gp optimizer:=mppi namespace:=arm1
+    ros2 launch mbrl_control sim.launch.py graph:=sim_policy params_file:=my_policy.yaml   # policy_path set there
 """
 
 from pathlib import Path
@@ -36,7 +37,8 @@ def _nodes(context):
 
 def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
-        DeclareLaunchArgument("graph", default_value="sim", choices=["sim"], description="node graph"),
+        DeclareLaunchArgument("graph", default_value="sim", choices=["sim", "sim_policy"],
+                              description="node graph: MPC learning, or a trained policy (policy_controller's policy_path)"),
         DeclareLaunchArgument("model", default_value="ensemble", choices=["ensemble", "pe", "de", "mlp", "gp"],
                               description="dynamics model type"),
         DeclareLaunchArgument("optimizer", default_value="cem", choices=["cem", "mppi", "random", "gradient", "cem_gradient"],

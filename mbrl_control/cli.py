@@ -166,7 +166,7 @@ def bringup(args: argparse.Namespace) -> int:
     monitor = None
 
     def show(record) -> None:
-        loop = monitor.diagnostics.get("mpc_planner: control loop", {})
+        loop = monitor.diagnostics.get("mpc_planner: control loop") or monitor.diagnostics.get("policy_controller: control loop", {})
         rate = f"  {loop.get('mode', '')} {loop['message']}, p95 {loop['latency_ms_p95']} ms" if loop else ""
         line = (f"episode {record.index:3d}  final distance {record.final_distance:.3f} m  "
                 f"closest {record.min_distance:.3f} m  success {record.final_distance < 0.02}{rate}")
@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=policy)
 
     p = commands.add_parser("bringup", help="run the ROS 2 node graph in this process, as its launch file would")
-    p.add_argument("graph", nargs="?", default="sim", choices=("sim", "real"))
+    p.add_argument("graph", nargs="?", default="sim", choices=("sim", "real", "sim_policy"))
     p.add_argument("--episodes", type=int, default=0, help="stop after this many episodes (0: run until Ctrl-C)")
     p.add_argument("--model", default="ensemble", choices=("ensemble", "pe", "de", "mlp", "gp"))
     p.add_argument("--params", default=None, help="ROS parameter file (default: config/<graph's>.yaml)")

@@ -47,11 +47,11 @@ def _ros_launch() -> bool:
     """Whether ROS 2's launch and launch_ros are importable (the repository's own launch/
     folder would otherwise pass for a `launch` package)."""
     try:
-        from launch import LaunchDescription  # noqa: F401
-        import launch_ros  # noqa: F401
+        import launch_ros
+        from launch import LaunchDescription
     except ImportError:
         return False
-    return True
+    return bool(launch_ros and LaunchDescription)
 
 
 def _load(name: str):

@@ -186,7 +186,8 @@ def test_the_simulated_graph_learns_to_reach_and_its_bags_fit_a_model(tmp_path):
     from mbrl_control.nodes.monitor import EpisodeMonitor
 
     overrides = {
-        "sim_node": {"real_time_factor": 1.0, "episode_length": 60, "seed": 1},
+        # half speed: the learner's fits share one interpreter with the planner here
+        "sim_node": {"real_time_factor": 0.5, "episode_length": 60, "seed": 1},
         "data_collector": {"out_dir": str(tmp_path / "data")},
         "dynamics_learner": {"out_dir": str(tmp_path / "learner"), "model": "gp", "min_transitions": 40},
         "mpc_planner": {"propagation": "expectation"},
@@ -198,10 +199,13 @@ def test_the_simulated_graph_learns_to_reach_and_its_bags_fit_a_model(tmp_path):
         assert not running.errors, running.errors
         planner = running.nodes["mpc_planner"]
         assert planner.models_loaded >= 2
-        distances = monitor.final_distances
+        episodes = list(monitor.episodes)
         monitor.destroy_node()
-    first, last = np.mean(distances[:2]), np.mean(distances[-2:])
-    assert last < 0.5 * first, distances
+    # where the arm ends once planning (median: a far target may still be missed) vs where
+    # episodes start (what holding still would give)
+    final = [e.final_distance for e in episodes]
+    start = np.mean([e.start_distance for e in episodes])
+    assert np.median(final[-4:]) < 0.3 * start, (final, start)
 
     # the collector's bags hold exactly the dataset it announced
     from mbrl_control.arm.interface import ArmInterface
@@ -218,3 +222,39 @@ def test_the_simulated_graph_learns_to_reach_and_its_bags_fit_a_model(tmp_path):
     assert cli.main(["fit", "--bag", str(tmp_path / "data" / "bags"), "--model", "mlp", "--out", str(tmp_path / "fit.pt"),
                      "--set", "max_epochs=50"]) == 0
     assert load_model(tmp_path / "fit.pt", 16, 5).dataset_size > 0
+
+
+@pytest.fixture(scope="module")
+def policy_file(tmp_path_factory):
+    from mbrl_control.policies.train import save_policy, train_policy
+
+    result = train_policy("mbrl_control/ArmReach-v0", algo="ppo", total_steps=200, n_steps=100, n_epochs=1,
+                          eval_every=200, eval_episodes=1)
+    return save_policy(result, tmp_path_factory.mktemp("policy") / "policy.pt")
+
+
+def test_the_policy_controller_commands_within_limits_and_keeps_its_policy(policy_file):
+    from mbrl_control.arm.interface import ArmInterface
+    from mbrl_control.arm.reach import ReachConfig
+    from mbrl_control.arm.sim import SimConfig
+
+    limits = ArmInterface.from_configs(SimConfig(), ReachConfig())
+    graph = Graph(("policy_controller",), "sim.yaml", False)
+    with RunningGraph(graph, {"policy_controller": {"policy_path": str(policy_file)}}) as running:
+        node = rclpy.create_node("test_arm", context=running.context)
+        arm = FakeArm(node)
+        running.spin(node)
+        wait_for(lambda: len(arm.commands) >= 5, 30, "commands from the policy")
+        controller = running.nodes["policy_controller"]
+        good = controller.policy
+        publisher = node.create_publisher(UInt8MultiArray, "mbrl/policy", LATCHED)
+        msg = UInt8MultiArray()
+        msg.data = b"not a checkpoint"
+        publisher.publish(msg)
+        seen = len(arm.commands)
+        wait_for(lambda: len(arm.commands) >= seen + 10, 10, "commands after the bad policy")
+        assert controller.policy is good and controller.policies_loaded == 1
+        node.destroy_node()
+    commands = np.array(arm.commands)
+    assert np.all(np.isfinite(commands))
+    assert np.all(commands >= limits.low - 1e-12) and np.all(commands <= limits.high + 1e-12)

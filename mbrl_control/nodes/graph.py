@@ -33,6 +33,7 @@ NODES = {spec.name: spec for spec in (
     NodeSpec("data_collector", "mbrl_control.nodes.data_collector:DataCollectorNode"),
     NodeSpec("dynamics_learner", "mbrl_control.nodes.dynamics_learner:DynamicsLearnerNode"),
     NodeSpec("mpc_planner", "mbrl_control.nodes.mpc_planner:MPCPlannerNode"),
+    NodeSpec("policy_controller", "mbrl_control.nodes.policy_controller:PolicyControllerNode"),
 )}
 
 
@@ -58,6 +59,8 @@ GRAPHS = {
     "sim": Graph(("sim_node", "data_collector", "dynamics_learner", "mpc_planner"), "sim.yaml", True),
     # a real arm: its driver and controllers provide joint_states and take the commands
     "real": Graph(("data_collector", "dynamics_learner", "mpc_planner"), "real.yaml", False),
+    # a trained policy (policy_controller's policy_path) driving the simulated arm
+    "sim_policy": Graph(("sim_node", "data_collector", "policy_controller"), "sim.yaml", True),
 }
 
 # what offline fitting needs, for `ros2 bag record` (launch/record.launch.py)
