@@ -167,7 +167,7 @@ def bringup(args: argparse.Namespace) -> int:
 
     def show(record) -> None:
         loop = monitor.diagnostics.get("mpc_planner: control loop") or monitor.diagnostics.get("policy_controller: control loop", {})
-        rate = f"  {loop.get('mode', '')} {loop['message']}, p95 {loop['latency_ms_p95']} ms" if loop else ""
+        rate = f"  {loop.get('mode', '')} {loop['message']}, tick p95 {loop['tick_ms_p95']} ms" if loop else ""
         line = (f"episode {record.index:3d}  final distance {record.final_distance:.3f} m  "
                 f"closest {record.min_distance:.3f} m  success {record.final_distance < 0.02}{rate}")
         print(line, flush=True)

@@ -21,6 +21,7 @@ from std_msgs.msg import Float64MultiArray, UInt8MultiArray  # noqa: E402
 from mbrl_control import cli  # noqa: E402
 from mbrl_control.arm.env import ArmReach  # noqa: E402
 from mbrl_control.data.transitions import TransitionDataset  # noqa: E402
+from mbrl_control.loops.mbrl import explore  # noqa: E402
 from mbrl_control.models import load_model, make_model  # noqa: E402
 from mbrl_control.nodes.bringup import RunningGraph  # noqa: E402
 from mbrl_control.nodes.common import LATCHED  # noqa: E402
@@ -36,25 +37,11 @@ def wait_for(condition, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def random_transitions(steps: int, seed: int = 0) -> TransitionDataset:
-    env = ArmReach()
-    rng = np.random.default_rng(seed)
-    data = TransitionDataset(16, 5)
-    obs, _ = env.reset(seed=seed)
-    for t in range(steps):
-        if t and t % 50 == 0:
-            obs, _ = env.reset()
-        action = rng.uniform(-1, 1, 5)
-        next_obs, *_ = env.step(action)
-        data.append(obs, action, next_obs, episode=t // 50)
-        obs = next_obs
-    env.close()
-    return data
-
-
 @pytest.fixture(scope="module")
 def transitions():
-    return random_transitions(200)
+    env = ArmReach()
+    yield explore(env, episodes=2)
+    env.close()
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +121,7 @@ def test_a_live_parameter_changes_the_next_tick_and_bad_values_are_refused(plann
 
 def test_a_corrupt_model_is_refused_and_the_last_good_one_kept(planner, model_file):
     node, test_node, arm = planner
-    good = node.model
+    good = node.model.value
     publisher = test_node.create_publisher(UInt8MultiArray, "mbrl/model", LATCHED)
     data = Path(model_file).read_bytes()
     msg = UInt8MultiArray()
@@ -142,7 +129,7 @@ def test_a_corrupt_model_is_refused_and_the_last_good_one_kept(planner, model_fi
     publisher.publish(msg)
     seen = len(arm.commands)
     wait_for(lambda: len(arm.commands) >= seen + 10, 10, "commands after the corrupt model")
-    assert node.model is good and node.models_loaded == 1
+    assert node.model.value is good and node.model.loaded == 1
 
 
 def test_killing_the_learner_mid_fit_leaves_the_planner_on_its_last_good_model(model_file, transitions, tmp_path):
@@ -164,7 +151,7 @@ def test_killing_the_learner_mid_fit_leaves_the_planner_on_its_last_good_model(m
         )
         try:
             planner = running.nodes["mpc_planner"]
-            wait_for(lambda: planner.models_loaded >= 1, 60, "the learner's republished model")
+            wait_for(lambda: planner.model.loaded >= 1, 60, "the learner's republished model")
             time.sleep(2.0)  # the fit on the larger dataset is under way
             assert learner.poll() is None, "the learner exited before it was killed"
             learner.send_signal(signal.SIGKILL)
@@ -174,8 +161,8 @@ def test_killing_the_learner_mid_fit_leaves_the_planner_on_its_last_good_model(m
                 learner.kill()
         seen = len(arm.commands)
         wait_for(lambda: len(arm.commands) >= seen + 20, 10, "commands after the learner died")
-        assert planner.controller is not None and planner.models_loaded == 1
-        assert planner.model.dataset_size == load_model(model_file).dataset_size
+        assert planner.controller is not None and planner.model.loaded == 1
+        assert planner.model.value.dataset_size == load_model(model_file).dataset_size
         node.destroy_node()
     # what the killed learner left on disk is the last good model
     assert load_model(learner_dir / "model.pt", 16, 5).dataset_size == load_model(model_file).dataset_size
@@ -198,7 +185,7 @@ def test_the_simulated_graph_learns_to_reach_and_its_bags_fit_a_model(tmp_path):
         wait_for(lambda: len(monitor.episodes) >= 7 or running.errors, 240, "seven episodes")
         assert not running.errors, running.errors
         planner = running.nodes["mpc_planner"]
-        assert planner.models_loaded >= 2
+        assert planner.model.loaded >= 2
         episodes = list(monitor.episodes)
         monitor.destroy_node()
     # where the arm ends once planning (median: a far target may still be missed) vs where
@@ -246,14 +233,14 @@ def test_the_policy_controller_commands_within_limits_and_keeps_its_policy(polic
         running.spin(node)
         wait_for(lambda: len(arm.commands) >= 5, 30, "commands from the policy")
         controller = running.nodes["policy_controller"]
-        good = controller.policy
+        good = controller.policy.value
         publisher = node.create_publisher(UInt8MultiArray, "mbrl/policy", LATCHED)
         msg = UInt8MultiArray()
         msg.data = b"not a checkpoint"
         publisher.publish(msg)
         seen = len(arm.commands)
         wait_for(lambda: len(arm.commands) >= seen + 10, 10, "commands after the bad policy")
-        assert controller.policy is good and controller.policies_loaded == 1
+        assert controller.policy.value is good and controller.policy.loaded == 1
         node.destroy_node()
     commands = np.array(arm.commands)
     assert np.all(np.isfinite(commands))

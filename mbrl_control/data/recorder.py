@@ -46,7 +46,8 @@ class TransitionRecorder:
     Args:
         kinematics: the arm's forward kinematics (for the observation's end effector).
         targets: the command range and Δ that define actions.
-        first_episode: id of the first episode recorded.
+        dataset: transitions recorded before (a restart appends to them, episode ids
+            continuing); a new dataset when None.
 
     Attributes:
         dataset: every transition so far.
@@ -54,11 +55,11 @@ class TransitionRecorder:
         skipped: Counter of commands that closed no transition, by reason.
     """
 
-    def __init__(self, kinematics: ForwardKinematics, targets: JointTargets, first_episode: int = 0) -> None:
+    def __init__(self, kinematics: ForwardKinematics, targets: JointTargets, dataset: TransitionDataset | None = None) -> None:
         self.kinematics, self.targets = kinematics, targets
         n = len(targets.low)
-        self.dataset = TransitionDataset(2 * n + 6, n)
-        self.episode = first_episode - 1
+        self.dataset = dataset if dataset is not None else TransitionDataset(2 * n + 6, n)
+        self.episode = int(self.dataset.episode.max()) if len(self.dataset) else -1
         self.skipped: Counter[str] = Counter()
         self._q: np.ndarray | None = None
         self._qd: np.ndarray | None = None

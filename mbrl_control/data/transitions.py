@@ -186,6 +186,21 @@ class TransitionDataset:
         np.savez(f, format=meta, **{name: getattr(self, name) for name in FIELDS})
 
     @classmethod
+    def resume(cls, path: str | Path, obs_dim: int, act_dim: int) -> "TransitionDataset":
+        """The dataset saved at ``path`` to append to, or a new one where there is none.
+
+        Raises:
+            CheckpointError: the file is unreadable or holds another system's dims.
+        """
+        if not Path(path).exists():
+            return cls(obs_dim, act_dim)
+        dataset = cls.load(path)
+        if (dataset.obs_dim, dataset.act_dim) != (obs_dim, act_dim):
+            raise CheckpointError(f"{path}: a dataset of obs_dim={dataset.obs_dim}, act_dim={dataset.act_dim}, "
+                                  f"not this system's ({obs_dim}, {act_dim}); move it away to start anew")
+        return dataset
+
+    @classmethod
     def load(cls, source: str | Path | bytes) -> "TransitionDataset":
         """Read a file written by :meth:`save`, or the bytes of :meth:`to_bytes`.
 

@@ -165,6 +165,23 @@ def train_mbrl(
     return MBRLResult(loop.episodes, loop.dataset, controller.model, controller, loop.fit_reports)
 
 
+def explore(env: gym.Env, episodes: int, seed: int = 0) -> TransitionDataset:
+    """``episodes`` whole episodes of uniformly random actions in ``env`` (the data MBRL
+    starts from; all of version 0.5's data)."""
+    rng = np.random.default_rng(seed)
+    low, high = env.action_space.low, env.action_space.high
+    data = TransitionDataset(env.observation_space.shape[0], env.action_space.shape[0])
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        done = False
+        while not done:
+            action = rng.uniform(low, high)
+            next_obs, _, terminated, truncated, _ = env.step(action)
+            data.append(obs, action, next_obs, episode=episode)
+            obs, done = next_obs, terminated or truncated
+    return data
+
+
 class _Loop:
     """The state of one :func:`train_mbrl` run."""
 

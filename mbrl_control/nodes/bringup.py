@@ -37,9 +37,12 @@ class RunningGraph:
         overrides: ``{node_name: {parameter: value}}``, on top of the parameter file;
             ``"*"`` applies to every node that declares the parameter.
         params_file: replaces the graph's parameter file.
-        extra: more nodes to spin alongside (already constructed in ``context``).
+        context: the rclpy context of in-process nodes and of nodes given to :meth:`spin`
+            (a new one, initialised and shut down here, when None).
+        processes: one child process per node instead of threads of this process.
 
-    Use as a context manager; leaving it shuts everything down.
+    Use as a context manager; leaving it shuts everything down. ``errors`` collects what
+    stopped a node (an exception in a callback, a child process that exited).
     """
 
     def __init__(
@@ -96,11 +99,11 @@ class RunningGraph:
         return path
 
     def check_children(self) -> None:
-        """Book a child process that exited on its own as an error."""
-        for name, child in self.children.items():
-            code = child.poll()
-            if code is not None and not any(name in str(e) for e in self.errors):
-                self.errors.append(RuntimeError(f"node {name} exited with code {code} (see its log above)"))
+        """Book each child process that exited on its own as an error (once)."""
+        for name, child in list(self.children.items()):
+            if child.poll() is not None:
+                self.errors.append(RuntimeError(f"node {name} exited with code {child.returncode} (see its log above)"))
+                del self.children[name]
 
     def __enter__(self) -> "RunningGraph":
         if self.owns_context:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Generic, Sequence, TypeVar
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
@@ -16,8 +16,11 @@ from std_msgs.msg import UInt8MultiArray
 from mbrl_control.arm.interface import ArmInterface
 from mbrl_control.arm.reach import ReachConfig
 from mbrl_control.arm.sim import SimConfig
+from mbrl_control.checkpoint import CheckpointError
 from mbrl_control.config import Config, param
 from mbrl_control.nodes.params import ParameterBinding
+
+T = TypeVar("T")
 
 # The newest checkpoint, kept for subscribers that join later (another machine, a restart).
 LATCHED = QoSProfile(
@@ -57,6 +60,47 @@ def bind_arm(node: Node) -> tuple[ParameterBinding, ArmInterface]:
     binding = ParameterBinding(node, *ARM_SETTINGS, JointsConfig(), read_only=("max_joint_step", "action_cost"))
     arm = ArmInterface.from_configs(binding[SimConfig], binding[ReachConfig], binding[JointsConfig].joints)
     return binding, arm
+
+
+class LatestCheckpoint(Generic[T]):
+    """The newest good checkpoint a node works with: from ``path`` at start (when given)
+    and then from each message on the latched ``topic``. One that fails to load (truncated,
+    corrupt, made for another arm) is refused with a logged reason and the last good one
+    stays.
+
+    Args:
+        load: ``load(path_or_bytes) -> T``, raising CheckpointError.
+        what: how logs name it ("model", "policy").
+        on_change: called with each newly loaded value.
+
+    Attributes:
+        value: the current checkpoint (None before the first); loaded: how many were loaded.
+
+    Raises:
+        CheckpointError: ``path`` is given and cannot be loaded.
+    """
+
+    def __init__(self, node: Node, topic: str, load: Callable[[str | bytes], T], what: str,
+                 path: str = "", on_change: Callable[[T], None] | None = None) -> None:
+        self.node, self.load, self.what, self.on_change = node, load, what, on_change
+        self.value: T | None = None
+        self.loaded = 0
+        if path and not self.set(path, path):
+            raise CheckpointError(f"{what} path {path!r} could not be loaded (see the error above)")
+        node.create_subscription(UInt8MultiArray, topic, lambda msg: self.set(bytes(msg.data), f"{topic} message"), LATCHED)
+
+    def set(self, source: str | bytes, name: str) -> bool:
+        try:
+            value = self.load(source)
+        except CheckpointError as err:
+            self.node.get_logger().error(f"{self.what} from {name} refused, keeping the last good {self.what}: {err}")
+            return False
+        self.value = value
+        self.loaded += 1
+        self.node.get_logger().info(f"new {self.what} from {name}")
+        if self.on_change is not None:
+            self.on_change(value)
+        return True
 
 
 def bytes_message(data: bytes) -> UInt8MultiArray:

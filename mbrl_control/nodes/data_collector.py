@@ -22,7 +22,6 @@ from rclpy.serialization import serialize_message
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, UInt8MultiArray
 
-from mbrl_control.checkpoint import CheckpointError
 from mbrl_control.config import Config, param
 from mbrl_control.data.recorder import TransitionRecorder
 from mbrl_control.data.rosbag import COMMAND, JOINT_STATE, TARGET as TARGET_TYPE, BagWriter
@@ -40,7 +39,6 @@ class CollectorConfig(Config):
 
     out_dir: str = param("runs/ros/data", "Folder of the dataset (dataset.npz) and the bags (bags/).", read_only=True)
     record_bag: bool = param(True, "Write every message heard to a rosbag2 (mcap) per episode.")
-    min_episode_transitions: int = param(2, "Episodes with fewer transitions are not announced (a target changed twice in a row).", low=1)
 
 
 class DataCollectorNode(Node):
@@ -50,9 +48,10 @@ class DataCollectorNode(Node):
         self.params = ParameterBinding(self, CollectorConfig())
         self.out_dir = Path(self.params[CollectorConfig].out_dir)
         self.dataset_path = self.out_dir / "dataset.npz"
-        self.dataset = self._resume()
-        first = int(self.dataset.episode.max()) + 1 if len(self.dataset) else 0
-        self.recorder = TransitionRecorder(self.arm.kinematics, self.arm.targets(), first_episode=first)
+        dataset = TransitionDataset.resume(self.dataset_path, self.arm.obs_dim, self.arm.n)
+        if len(dataset):
+            self.get_logger().info(f"resuming {dataset}")
+        self.recorder = TransitionRecorder(self.arm.kinematics, self.arm.targets(), dataset)
         self.bag: BagWriter | None = None
         self.bad_state, self.bad_command, self.bad_target = Throttle(), Throttle(), Throttle()
         self.publisher = self.create_publisher(UInt8MultiArray, EPISODES_TOPIC, EPISODES)
@@ -60,19 +59,6 @@ class DataCollectorNode(Node):
         self.create_subscription(Float64MultiArray, COMMANDS, self.on_command, CONTROL)
         self.create_subscription(PointStamped, TARGET, self.on_target, CONTROL)
         self.episodes_announced = 0
-
-    def _resume(self) -> TransitionDataset:
-        if not self.dataset_path.exists():
-            return TransitionDataset(self.arm.obs_dim, self.arm.n)
-        try:
-            dataset = TransitionDataset.load(self.dataset_path)
-        except CheckpointError as err:
-            raise CheckpointError(f"cannot resume: {err}; move the file away to start a new dataset") from None
-        if (dataset.obs_dim, dataset.act_dim) != (self.arm.obs_dim, self.arm.n):
-            raise CheckpointError(f"{self.dataset_path}: dataset of obs_dim={dataset.obs_dim}, act_dim={dataset.act_dim} "
-                                  f"is not this arm's ({self.arm.obs_dim}, {self.arm.n})")
-        self.get_logger().info(f"resuming {dataset}")
-        return dataset
 
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -115,17 +101,15 @@ class DataCollectorNode(Node):
         if self.bag is not None:
             self.bag.close()
             self.bag = None
-        recorded = self.recorder.dataset
-        rows = np.flatnonzero(recorded.episode == episode)
-        if len(rows) < self.params[CollectorConfig].min_episode_transitions:
+        dataset = self.recorder.dataset
+        part = dataset.subset(dataset.episode == episode)
+        if not len(part):
             return
-        part = recorded.subset(rows)
-        self.dataset.append(part.obs, part.act, part.next_obs, part.episode, part.time)
-        self.dataset.save(self.dataset_path)
+        dataset.save(self.dataset_path)
         self.publisher.publish(bytes_message(part.to_bytes()))
         self.episodes_announced += 1
         skipped = dict(self.recorder.skipped)
-        self.get_logger().info(f"episode {episode}: {len(part)} transitions; dataset {len(self.dataset)}"
+        self.get_logger().info(f"episode {episode}: {len(part)} transitions; dataset {len(dataset)}"
                                + (f"; skipped {skipped}" if skipped else ""))
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
@@ -56,7 +57,9 @@ class DynamicsLearnerNode(Node):
         self.out_dir = Path(self.params[LearnerConfig].out_dir)
         self.dataset_path, self.model_path = self.out_dir / "dataset.npz", self.out_dir / "model.pt"
         self.lock = threading.Lock()  # guards dataset
-        self.dataset = self._resume()
+        self.dataset = TransitionDataset.resume(self.dataset_path, self.arm.obs_dim, self.arm.n)
+        if len(self.dataset):
+            self.get_logger().info(f"resuming {self.dataset}")
         self.episodes_seen = set(self.dataset.episodes.tolist())
         self.fitted_size = 0
         self.last_fit = -float("inf")
@@ -67,13 +70,6 @@ class DynamicsLearnerNode(Node):
         self.create_subscription(UInt8MultiArray, EPISODES_TOPIC, self.on_episode, EPISODES)
         self._republish()
         self.create_timer(0.5, self.maybe_fit)
-
-    def _resume(self) -> TransitionDataset:
-        if not self.dataset_path.exists():
-            return TransitionDataset(self.arm.obs_dim, self.arm.n)
-        dataset = TransitionDataset.load(self.dataset_path)
-        self.get_logger().info(f"resuming {dataset}")
-        return dataset
 
     def _republish(self) -> None:
         if not self.model_path.exists():
@@ -100,7 +96,7 @@ class DynamicsLearnerNode(Node):
         new = [e for e in part.episodes.tolist() if e not in self.episodes_seen]
         if not new:
             return  # a latched episode heard again (restart)
-        part = part.subset(part.episode >= min(new))
+        part = part.subset(np.isin(part.episode, new))
         with self.lock:
             self.dataset.append(part.obs, part.act, part.next_obs, part.episode, part.time)
             self.dataset.save(self.dataset_path)
@@ -125,7 +121,7 @@ class DynamicsLearnerNode(Node):
 
     def fit(self, data: TransitionDataset) -> None:
         """Worker thread: fit a fresh model on ``data``; save, publish, report."""
-        kind, preset = PRESETS[self.params[LearnerConfig].model]
+        kind, _ = PRESETS[self.params[LearnerConfig].model]
         config = self.model_params[MODELS[kind].Config]
         torch.set_num_threads(self.params[LearnerConfig].threads)
         try:

@@ -9,17 +9,15 @@ stays. Before any policy arrives the arm is not commanded (it holds its position
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from rclpy.node import Node
-from std_msgs.msg import UInt8MultiArray
 
-from mbrl_control.checkpoint import CheckpointError
 from mbrl_control.config import Config, param
-from mbrl_control.nodes.common import LATCHED, POLICY_TOPIC, bind_arm, spin
+from mbrl_control.nodes.common import POLICY_TOPIC, LatestCheckpoint, bind_arm, spin
 from mbrl_control.nodes.control_loop import ControlLoop
 from mbrl_control.nodes.params import ParameterBinding
 from mbrl_control.policies.networks import GaussianPolicy
@@ -41,48 +39,22 @@ class PolicyControllerNode(Node):
         self.arm_params, self.arm = bind_arm(self)
         self.params = ParameterBinding(self, PolicyControllerConfig())
         torch.set_num_threads(1)
-        self.loop = ControlLoop(self, self.arm)
-        self.policy: GaussianPolicy | None = None
-        self.policies_loaded = 0
-        path = self.params[PolicyControllerConfig].policy_path
-        if path and not self.set_policy(path, path):
-            raise CheckpointError(f"policy_path = {path!r}: could not be loaded (see the error above)")
-        self.create_subscription(UInt8MultiArray, POLICY_TOPIC, self.on_policy, LATCHED)
-        self.timer, self._rate = None, 0.0
-        self._arm_timer()
+        self.policy: LatestCheckpoint[GaussianPolicy] = LatestCheckpoint(
+            self, POLICY_TOPIC, lambda source: load_policy(source, self.arm.obs_dim, self.arm.n), "policy",
+            path=self.params[PolicyControllerConfig].policy_path,
+        )
+        self.loop = ControlLoop(
+            self, self.arm, self.act, rate=lambda: self.params[PolicyControllerConfig].control_rate,
+            stats_every=lambda: self.params[PolicyControllerConfig].stats_every,
+            extra=lambda: {"mode": "policy", "policies_loaded": self.policy.loaded},
+        )
 
-    def _arm_timer(self) -> None:
-        rate = self.params[PolicyControllerConfig].control_rate
-        if rate != self._rate:
-            if self.timer is not None:
-                self.destroy_timer(self.timer)
-            self.timer, self._rate = self.create_timer(1.0 / rate, self.tick), rate
-
-    def on_policy(self, msg: UInt8MultiArray) -> None:
-        self.set_policy(bytes(msg.data), f"{POLICY_TOPIC} message")
-
-    def set_policy(self, source: str | bytes, name: str) -> bool:
-        """Load a policy; keep the last good one when this one fails."""
-        try:
-            policy = load_policy(source, self.arm.obs_dim, self.arm.n)
-        except CheckpointError as err:
-            self.get_logger().error(f"policy from {name} refused, keeping the last good policy: {err}")
-            return False
-        self.policy = policy
-        self.policies_loaded += 1
-        self.get_logger().info(f"running the policy from {name}")
-        return True
-
-    def tick(self) -> None:
-        started = time.monotonic()
-        self._arm_timer()
-        obs, _ = self.loop.observation()
-        if obs is None or self.policy is None:
-            return
+    def act(self, obs: np.ndarray, new_episode: bool) -> np.ndarray | None:
+        """The policy's deterministic action; None (no command: the arm holds) before one arrives."""
+        if self.policy.value is None:
+            return None
         with torch.no_grad():
-            action = self.policy.act(obs)
-        self.loop.send(action, started, 1.0 / self._rate)
-        self.loop.report(self.params[PolicyControllerConfig].stats_every, {"mode": "policy", "policies_loaded": self.policies_loaded})
+            return self.policy.value.act(obs)
 
 
 def main(args: list[str] | None = None) -> None:

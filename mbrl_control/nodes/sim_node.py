@@ -24,6 +24,7 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
 from mbrl_control.arm.env import ArmReach
+from mbrl_control.arm.interface import ArmInterface
 from mbrl_control.arm.reach import ReachConfig
 from mbrl_control.arm.sim import SimConfig
 from mbrl_control.config import Config, param
@@ -52,7 +53,7 @@ class SimNode(Node):
         sim_config, task = self.params[SimConfig], self.params[ReachConfig]
         self.env = ArmReach(sim=sim_config, task=task)
         self.sim = self.env.sim
-        self.arm_order = self._controller_order(self.params[JointsConfig].joints)
+        self.arm = ArmInterface.from_configs(sim_config, task, self.params[JointsConfig].joints)
         self.joint_names = list(self.sim.joint_names) + [j.name for j in self.sim.description.gripper_joints]
         self.state_pub = self.create_publisher(JointState, JOINT_STATES, CONTROL)
         self.target_pub = self.create_publisher(PointStamped, TARGET, CONTROL)
@@ -64,24 +65,20 @@ class SimNode(Node):
         self.episode = -1
         self.episode_ticks = 0
         self.rng = np.random.default_rng(self.params[SimNodeConfig].seed)
+        self.env.np_random = self.sim.rng = self.rng  # targets, poses and sensor noise
         self.new_episode(reset_arm=True)
-        self._rate_version = -1
+        self.period = 0.0
         self.timer = None
-        self._arm_timer()
+        self._restart_timer()
 
-    def _controller_order(self, joints: tuple[str, ...]) -> np.ndarray:
-        names = list(self.sim.joint_names)
-        if joints and sorted(joints) != sorted(names):
-            raise ValueError(f"joints = {list(joints)}: must name each arm joint of the URDF once, {names}")
-        return np.array([list(joints or names).index(name) for name in names])
-
-    def _arm_timer(self) -> None:
-        """(Re)start the wall-clock timer at control_dt / real_time_factor."""
+    def _restart_timer(self) -> None:
+        """(Re)start the wall-clock timer at control_dt / real_time_factor when that changed."""
         period = self.sim.control_dt / self.params[SimNodeConfig].real_time_factor
-        if self.timer is not None:
-            self.destroy_timer(self.timer)
-        self.timer = self.create_timer(period, self.tick, clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self._rate_version = self.params.version
+        if period != self.period:
+            if self.timer is not None:
+                self.destroy_timer(self.timer)
+            self.timer = self.create_timer(period, self.tick, clock=Clock(clock_type=ClockType.STEADY_TIME))
+            self.period = period
 
     @property
     def sim_time(self) -> Time:
@@ -91,8 +88,6 @@ class SimNode(Node):
         """A new target (and arm pose when ``reset_arm``); the command holds the arm still."""
         task = self.params[ReachConfig]
         self.env.config = self.env.config.replace(**{name: getattr(task, name) for name in TASK_FIELDS})
-        self.env.np_random = self.rng
-        self.sim.rng = self.rng
         if reset_arm:
             noise = task.initial_pose_noise
             self.sim.reset(self.rng.uniform(-noise, noise, size=self.sim.n_joints), self.env.sample_target())
@@ -110,7 +105,7 @@ class SimNode(Node):
             self.bad_command(self.get_logger().warning,
                              f"command refused: need {self.sim.n_joints} finite values, got {command.tolist()}")
             return
-        self.command = command[self.arm_order]
+        self.command = self.arm.from_controller(command)
 
     def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self.new_episode(reset_arm=self.params[SimNodeConfig].reset_arm)
@@ -118,8 +113,7 @@ class SimNode(Node):
         return response
 
     def tick(self) -> None:
-        if self.params.version != self._rate_version:
-            self._arm_timer()
+        self._restart_timer()
         self.sim.step(self.command)  # clipped to the joint limits inside
         self.ticks += 1
         self.episode_ticks += 1
