@@ -32,8 +32,11 @@ EPISODES = QoSProfile(
     depth=1000, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
-# Commands and states: the newest matters.
+# Commands and states between nodes that record them.
 CONTROL = 10
+# A controller's inputs: only the newest state counts. A deeper queue let states wait behind
+# a 50 ms planning tick, and the planner planned on states 150 ms old (benchmarks/control_loop.py).
+NEWEST = 1
 
 # Topic names, relative so that a namespace applies; remap them to a robot's.
 JOINT_STATES = "joint_states"

@@ -17,7 +17,7 @@ from std_msgs.msg import Float64MultiArray
 
 from mbrl_control.arm.interface import ArmInterface
 from mbrl_control.arm.reach import observe
-from mbrl_control.nodes.common import COMMANDS, CONTROL, DIAGNOSTICS, JOINT_STATES, TARGET, Throttle, status
+from mbrl_control.nodes.common import COMMANDS, CONTROL, DIAGNOSTICS, JOINT_STATES, NEWEST, TARGET, Throttle, status
 from mbrl_control.nodes.messages import joint_state_to_arrays
 
 
@@ -58,8 +58,8 @@ class ControlLoop:
         self.latencies: list[float] = []
         self.tick_times: list[float] = []
         self.misses = 0
-        node.create_subscription(JointState, JOINT_STATES, self.on_joint_state, CONTROL)
-        node.create_subscription(PointStamped, TARGET, self.on_target, CONTROL)
+        node.create_subscription(JointState, JOINT_STATES, self.on_joint_state, NEWEST)
+        node.create_subscription(PointStamped, TARGET, self.on_target, NEWEST)
         self.command_pub = node.create_publisher(Float64MultiArray, COMMANDS, CONTROL)
         self.diagnostics = node.create_publisher(DiagnosticArray, DIAGNOSTICS, CONTROL)
         self.period = 0.0
