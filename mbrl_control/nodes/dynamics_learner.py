@@ -13,6 +13,7 @@ settings, ``min_transitions`` and ``retrain_period`` change live (the next fit u
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -136,6 +137,7 @@ class DynamicsLearnerNode(Node):
         self.fitted_size = len(data)
         self.fits += 1
         if not self.context.ok():  # shut down while fitting: the checkpoint is on disk for the restart
+            print(f"[dynamics_learner] fit on {len(data)} transitions saved to {self.model_path}", file=sys.stderr, flush=True)
             return
         self.model_pub.publish(bytes_message(self.model_path.read_bytes()))
         val = report.val_loss[report.best_epoch] if report.val_loss and report.best_epoch >= 0 else float("nan")
@@ -147,9 +149,10 @@ class DynamicsLearnerNode(Node):
 
     def close(self) -> None:
         """Wait for a fit in progress: its checkpoint is written atomically either way, but
-        a process must not exit under a thread that is inside torch."""
+        a process must not exit under a thread that is inside torch. (Printed, not logged:
+        after Ctrl-C the context that carries /rosout is already shut down.)"""
         if self.worker is not None and self.worker.is_alive():
-            self.get_logger().info("waiting for the fit in progress to finish")
+            print("[dynamics_learner] waiting for the fit in progress to finish", file=sys.stderr, flush=True)
             self.worker.join()
 
 
