@@ -45,6 +45,7 @@ TARGET = "mbrl/target"
 EPISODES_TOPIC = "mbrl/episodes"
 MODEL_TOPIC = "mbrl/model"
 POLICY_TOPIC = "mbrl/policy"
+ESTOP = "mbrl/estop"
 DIAGNOSTICS = "/diagnostics"
 
 ARM_SETTINGS = ((SimConfig(), ("urdf", "ee_link", "limit_margin")), (ReachConfig(), ("max_joint_step", "action_cost")))
@@ -59,8 +60,10 @@ class JointsConfig(Config):
 
 def bind_arm(node: Node) -> tuple[ParameterBinding, ArmInterface]:
     """Declare the arm's parameters (urdf, ee_link, limit_margin, max_joint_step,
-    action_cost, joints) on ``node``, read-only, and build its :class:`ArmInterface`."""
-    binding = ParameterBinding(node, *ARM_SETTINGS, JointsConfig(), read_only=("max_joint_step", "action_cost"))
+    action_cost, joints) on ``node``, all read-only (the joint limits among them), and
+    build its :class:`ArmInterface`."""
+    read_only = [name for _, names in ARM_SETTINGS for name in names]
+    binding = ParameterBinding(node, *ARM_SETTINGS, JointsConfig(), read_only=read_only)
     arm = ArmInterface.from_configs(binding[SimConfig], binding[ReachConfig], binding[JointsConfig].joints)
     return binding, arm
 

@@ -1,6 +1,11 @@
 """The control loop shared by the planner and the policy controller: a timer at the
-control rate, the newest joint state and target in, absolute joint commands out, tick
-statistics on ``/diagnostics``."""
+control rate, the newest joint state and target in, absolute joint commands out through
+the safety layer (:mod:`mbrl_control.arm.safety`), tick statistics and interventions on
+``/diagnostics``.
+
+E-stop: ``true`` on ``mbrl/estop`` (std_msgs/Bool) or a call of ``~/estop``
+(std_srvs/Trigger) latches a stop — the arm holds where it is and the controller is not
+called — that only a call of ``~/reset_estop`` clears."""
 
 from __future__ import annotations
 
@@ -13,20 +18,26 @@ from geometry_msgs.msg import PointStamped
 from rclpy.node import Node
 from rclpy.time import Time
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Bool, Float64MultiArray
+from std_srvs.srv import Trigger
 
 from mbrl_control.arm.interface import ArmInterface
 from mbrl_control.arm.reach import observe
-from mbrl_control.nodes.common import COMMANDS, CONTROL, DIAGNOSTICS, JOINT_STATES, NEWEST, TARGET, Throttle, status
+from mbrl_control.arm.safety import FAILED, STOPPED, SafetyConfig, SafetyLayer
+from mbrl_control.nodes.common import (
+    COMMANDS, CONTROL, DIAGNOSTICS, ESTOP, JOINT_STATES, NEWEST, TARGET, Throttle, status,
+)
 from mbrl_control.nodes.messages import joint_state_to_arrays
+from mbrl_control.nodes.params import ParameterBinding
 
 
 class ControlLoop:
     """Calls ``act(obs, new_episode) -> action | None`` every tick at ``rate()`` Hz (the
     node clock: simulated time under ``use_sim_time``; a changed rate applies from the
-    next tick) with the newest observation, and publishes the action as a command (None
-    sends nothing: the arm holds). Keeps the command state (ArmReach actions integrate
-    into joint targets) and the statistics of the ticks.
+    next tick) with the newest observation, and publishes the action's command as the
+    safety layer passes it (None sends nothing: the arm holds). Keeps the command state
+    (ArmReach actions integrate into joint targets, from the command last sent) and the
+    statistics of the ticks. Declares the safety layer's read-only parameters.
 
     Args:
         act: the controller; ``new_episode`` is true on the first tick after a new target.
@@ -47,6 +58,10 @@ class ControlLoop:
         self.node, self.arm = node, arm
         self.act, self.rate, self.stats_every, self.extra = act, rate, stats_every, extra
         self.targets = arm.targets()
+        self.safety_params = ParameterBinding(node, SafetyConfig())
+        self.safety = SafetyLayer(arm.low, arm.high, self.safety_params[SafetyConfig])
+        self.holding: str | None = None  # the safety layer's hold reason at the last tick
+        self.controller_failed = Throttle()
         self.q: np.ndarray | None = None
         self.qd: np.ndarray | None = None
         self.target: np.ndarray | None = None
@@ -60,6 +75,9 @@ class ControlLoop:
         self.misses = 0
         node.create_subscription(JointState, JOINT_STATES, self.on_joint_state, NEWEST)
         node.create_subscription(PointStamped, TARGET, self.on_target, NEWEST)
+        node.create_subscription(Bool, ESTOP, self.on_estop, CONTROL)
+        node.create_service(Trigger, "~/estop", self.on_estop_service)
+        node.create_service(Trigger, "~/reset_estop", self.on_reset_estop)
         self.command_pub = node.create_publisher(Float64MultiArray, COMMANDS, CONTROL)
         self.diagnostics = node.create_publisher(DiagnosticArray, DIAGNOSTICS, CONTROL)
         self.period = 0.0
@@ -74,24 +92,42 @@ class ControlLoop:
                 self.node.destroy_timer(self.timer)
             self.timer, self.period = self.node.create_timer(period, self.tick), period
 
+    def now(self) -> float:
+        return self.node.get_clock().now().nanoseconds * 1e-9
+
     def tick(self) -> None:
         started = time.monotonic()
         self._restart_timer()
-        obs, new_episode = self.observation()
-        if obs is None:
-            return
-        action = self.act(obs, new_episode)
-        if action is not None:
-            self.send(action, started)
-            self.report()
+        now = self.now()
+        proposal = None
+        if self.safety.must_hold(now) is None:  # held: the controller is not asked
+            obs, new_episode = self.observation()
+            if obs is None:
+                return
+            try:
+                action = self.act(obs, new_episode)
+                proposal = None if action is None else self.targets.step(action)
+            except Exception as err:  # a controller bug must not leave the arm unattended
+                self.controller_failed(self.node.get_logger().error, f"controller failed, holding: {type(err).__name__}: {err}")
+                self.send(self.safety.hold(FAILED, now), started)
+                return
+        self.send(self.safety.command(proposal, now), started)
 
     def on_joint_state(self, msg: JointState) -> None:
+        clock_type = self.node.get_clock().clock_type
+        stamp = Time.from_msg(msg.header.stamp, clock_type=clock_type)
         try:
-            self.q, self.qd = joint_state_to_arrays(msg, self.arm.joint_names)
+            q, qd = joint_state_to_arrays(msg, self.arm.joint_names)
+            fresh = self.safety.state_age(self.now()) <= self.safety.config.state_timeout
+            if stamp.nanoseconds and self.state_stamp is not None and stamp < self.state_stamp and fresh:
+                # out of order; after the watchdog's timeout a restarted driver's clock is taken
+                raise ValueError(f"stamp {stamp.nanoseconds * 1e-9:.3f} s is older than the last state's "
+                                 f"{self.state_stamp.nanoseconds * 1e-9:.3f} s")
         except ValueError as err:
             self.bad_state(self.node.get_logger().warning, f"joint state refused: {err}")
             return
-        self.state_stamp = Time.from_msg(msg.header.stamp, clock_type=self.node.get_clock().clock_type)
+        self.q, self.qd, self.state_stamp = q, qd, stamp
+        self.safety.measured(q, self.now())
         self.awaiting_state = False
 
     def on_target(self, msg: PointStamped) -> None:
@@ -113,11 +149,46 @@ class ControlLoop:
         new_episode, self.new_target = self.new_target, False
         if new_episode:
             self.targets.reset(self.q)
+            self.safety.restart()
         return observe(self.arm.kinematics, self.q, self.qd, self.target), new_episode
 
-    def send(self, action: np.ndarray, started: float) -> None:
-        """Publish the command of ``action`` [n]; book the tick's latency."""
-        command = self.targets.step(action)
+    def on_estop(self, msg: Bool) -> None:
+        if msg.data:
+            self.estop(f"{self.node.resolve_topic_name(ESTOP)} message")
+        elif self.safety.stop_reason is not None:
+            self.node.get_logger().warning(f"{ESTOP} false ignored: only ~/reset_estop clears the e-stop")
+
+    def on_estop_service(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self.estop("~/estop service")
+        response.success, response.message = True, f"e-stop latched ({self.safety.stop_reason})"
+        return response
+
+    def on_reset_estop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        reason = self.safety.reset()
+        response.success = True
+        response.message = "no e-stop was latched" if reason is None else f"e-stop ({reason}) cleared"
+        self.node.get_logger().warning(response.message)
+        self.report(force=True)
+        return response
+
+    def estop(self, reason: str) -> None:
+        """Latch the stop and send the hold now, not at the next tick."""
+        if self.safety.stop_reason is None:
+            self.node.get_logger().error(f"E-STOP latched by {reason}: holding; call ~/reset_estop to resume")
+        self.safety.estop(reason)
+        self.send(self.safety.hold(STOPPED, self.now()), time.monotonic())
+
+    def send(self, command: np.ndarray | None, started: float) -> None:
+        """Publish ``command`` [n] (chain order; the safety layer's, or None: nothing to
+        send); continue the command state from it; book the tick's latency."""
+        if self.safety.holding != self.holding:
+            self.holding = self.safety.holding
+            log = self.node.get_logger()
+            log.warning(f"holding position: {self.holding}") if self.holding else log.info("hold over, commanding again")
+            self.report(force=True)
+        if command is None:
+            return
+        self.targets.reset(command)
         msg = Float64MultiArray()
         msg.data = [float(x) for x in self.arm.to_controller(command)]
         self.command_pub.publish(msg)
@@ -127,9 +198,14 @@ class ControlLoop:
         self.latencies.append(now - started)
         self.tick_times.append(now)
         self.misses += int(now - started > self.period)
+        self.report()
 
-    def report(self) -> None:
-        if len(self.latencies) < self.stats_every():
+    def report(self, force: bool = False) -> None:
+        """Tick statistics and the safety layer's interventions, every ``stats_every``
+        commands (``force``: now, for a change of the safety state)."""
+        if not self.latencies or (len(self.latencies) < self.stats_every() and not force):
+            if force:
+                self.diagnostics.publish(self._safety_status())
             return
         latency = np.array(self.latencies) * 1e3
         intervals = np.diff(self.tick_times)
@@ -141,5 +217,19 @@ class ControlLoop:
             values.update(state_age_ms_p50=float(np.median(age)), state_age_ms_p95=float(np.percentile(age, 95)),
                           state_age_ms_max=float(age.max()))
         level = DiagnosticStatus.WARN if self.misses else DiagnosticStatus.OK
-        self.diagnostics.publish(status(self.node, "control loop", f"{rate:.1f} Hz", values, level))
+        array = status(self.node, "control loop", f"{rate:.1f} Hz", values, level)
+        array.status += self._safety_status().status
+        self.diagnostics.publish(array)
         self.latencies, self.state_ages, self.tick_times, self.misses = [], [], self.tick_times[-1:], 0
+
+    def _safety_status(self) -> DiagnosticArray:
+        """The safety layer's state (ERROR while e-stopped, WARN while holding) and its
+        interventions so far, by reason."""
+        safety = self.safety
+        level = (DiagnosticStatus.ERROR if safety.stop_reason else DiagnosticStatus.WARN if safety.holding
+                 else DiagnosticStatus.OK)
+        message = (f"E-STOP ({safety.stop_reason})" if safety.stop_reason else f"holding: {safety.holding}"
+                   if safety.holding else "commanding")
+        values = {"estop": safety.stop_reason or "", "holding": safety.holding or "",
+                  "state_age_s": safety.state_age(self.now()), **safety.interventions}
+        return status(self.node, "safety", message, values, level)
