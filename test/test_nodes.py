@@ -12,11 +12,7 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
-from geometry_msgs.msg import PointStamped  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.parameter_client import AsyncParameterClient  # noqa: E402
-from sensor_msgs.msg import JointState  # noqa: E402
-from std_msgs.msg import Float64MultiArray, UInt8MultiArray  # noqa: E402
+from std_msgs.msg import UInt8MultiArray  # noqa: E402
 
 from mbrl_control import cli  # noqa: E402
 from mbrl_control.arm.env import ArmReach  # noqa: E402
@@ -27,14 +23,7 @@ from mbrl_control.nodes.bringup import RunningGraph  # noqa: E402
 from mbrl_control.nodes.common import LATCHED  # noqa: E402
 from mbrl_control.nodes.graph import Graph  # noqa: E402
 from mbrl_control.planning.mpc import MPCConfig  # noqa: E402
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
+from rosutil import FakeArm, set_parameters, wait_for  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -51,28 +40,6 @@ def model_file(tmp_path_factory, transitions):
     return model.save(tmp_path_factory.mktemp("model") / "model.pt")
 
 
-class FakeArm:
-    """A test node standing in for a driver and a task: joint states and a target at 20 Hz;
-    records the commands it receives."""
-
-    def __init__(self, node, names=("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll")):
-        self.node, self.names = node, list(names)
-        self.commands: list[np.ndarray] = []
-        self.q = np.zeros(len(names))
-        self.states = node.create_publisher(JointState, "joint_states", 10)
-        self.targets = node.create_publisher(PointStamped, "mbrl/target", 10)
-        node.create_subscription(Float64MultiArray, "arm_controller/commands", lambda m: self.commands.append(np.array(m.data)), 10)
-        node.create_timer(0.05, self.publish)
-
-    def publish(self) -> None:
-        state = JointState()
-        state.name, state.position, state.velocity = self.names, self.q.tolist(), [0.0] * len(self.q)
-        self.states.publish(state)
-        target = PointStamped()
-        target.point.x, target.point.y, target.point.z = 0.2, 0.1, 0.15
-        self.targets.publish(target)
-
-
 @pytest.fixture
 def planner(model_file):
     """The planner alone, planning with ``model_file``, and a fake arm feeding it."""
@@ -84,14 +51,6 @@ def planner(model_file):
         wait_for(lambda: len(arm.commands) >= 3, 30, "commands from the planner")
         yield running.nodes["mpc_planner"], node, arm
         node.destroy_node()
-
-
-def set_parameters(node, target: str, **values):
-    client = AsyncParameterClient(node, target)
-    assert client.wait_for_services(timeout_sec=10.0)
-    future = client.set_parameters([Parameter(k, value=v) for k, v in values.items()])
-    wait_for(future.done, 10, "the parameter service")
-    return future.result().results
 
 
 def test_a_live_parameter_changes_the_next_tick_and_bad_values_are_refused(planner):

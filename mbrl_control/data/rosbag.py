@@ -3,8 +3,9 @@
 The bags are what ``ros2 bag record`` writes (rosbag2, mcap storage, CDR messages), so
 ``mbrl-control fit --bag`` reads a recording from any ROS 2 install, and the data
 collector's bags play back with ``ros2 bag play``. A recording may be one bag or a folder
-of bags (the collector closes one per episode, so a crash loses at most the episode in
-progress); their messages are read in time order.
+of bags (the collector closes a segment every second, so a crash loses at most the
+segment in progress, which has no ``metadata.yaml`` and is skipped); their messages are
+read in name order, which is time order.
 
     read_transitions(path, kinematics, targets) -> (TransitionDataset, skipped)
 """

@@ -55,7 +55,7 @@ ARM_SETTINGS = ((SimConfig(), ("urdf", "ee_link", "limit_margin")), (ReachConfig
 class JointsConfig(Config):
     """The command message's joint order."""
 
-    joints: tuple = param((), "Commanded joints in the controller's order; empty: the URDF's arm joints in chain order.", read_only=True)
+    joints: tuple = param((), "Commanded joints in the controller's order (default: the URDF's arm joints in chain order).", read_only=True)
 
 
 def bind_arm(node: Node) -> tuple[ParameterBinding, ArmInterface]:
@@ -63,9 +63,16 @@ def bind_arm(node: Node) -> tuple[ParameterBinding, ArmInterface]:
     action_cost, joints) on ``node``, all read-only (the joint limits among them), and
     build its :class:`ArmInterface`."""
     read_only = [name for _, names in ARM_SETTINGS for name in names]
-    binding = ParameterBinding(node, *ARM_SETTINGS, JointsConfig(), read_only=read_only)
-    arm = ArmInterface.from_configs(binding[SimConfig], binding[ReachConfig], binding[JointsConfig].joints)
-    return binding, arm
+    binding = ParameterBinding(node, *ARM_SETTINGS, read_only=read_only)
+    return binding, bind_joints(node, binding[SimConfig], binding[ReachConfig])
+
+
+def bind_joints(node: Node, sim: SimConfig, task: ReachConfig) -> ArmInterface:
+    """Declare ``joints`` (read-only; by default the URDF's arm joints, so that ROS types
+    it a string array, as an empty list would not be) and build the :class:`ArmInterface`."""
+    urdf_joints = ArmInterface.from_configs(sim, task).joint_names
+    joints = ParameterBinding(node, JointsConfig(joints=urdf_joints))[JointsConfig].joints
+    return ArmInterface.from_configs(sim, task, joints)
 
 
 class LatestCheckpoint(Generic[T]):

@@ -100,7 +100,10 @@ class DynamicsLearnerNode(Node):
         part = part.subset(np.isin(part.episode, new))
         with self.lock:
             self.dataset.append(part.obs, part.act, part.next_obs, part.episode, part.time)
-            self.dataset.save(self.dataset_path)
+            try:
+                self.dataset.save(self.dataset_path)
+            except OSError as err:  # a full disk: the data stays in memory, the next episode saves it
+                self.get_logger().error(f"{self.dataset_path} not saved, {len(self.dataset)} transitions kept in memory: {err}")
         self.episodes_seen.update(new)
         self.get_logger().info(f"episode(s) {new}: {len(part)} transitions; dataset {len(self.dataset)}")
 
