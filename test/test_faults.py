@@ -20,7 +20,7 @@ from rclpy.parameter_client import AsyncParameterClient  # noqa: E402
 from rcl_interfaces.msg import ParameterType  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
-from std_msgs.msg import Bool  # noqa: E402
+from std_msgs.msg import Bool, Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from mbrl_control.arm.interface import ArmInterface  # noqa: E402
@@ -145,6 +145,36 @@ def test_the_planner_refuses_bad_input_holds_on_silence_and_latches_the_estop():
     assert np.all(np.isfinite(commands))
     assert np.all(commands >= ARM.low) and np.all(commands <= ARM.high)
     assert counts[HELD_STALE] >= 5 and counts[STOPPED] >= 5
+
+
+def test_bad_commands_are_refused_by_the_simulator_and_never_reach_the_dataset(tmp_path):
+    """Commands of the wrong length, NaN/inf or empty, among good ones: the simulated arm
+    and the data collector refuse each kind with a reason; the dataset stays finite."""
+    out = tmp_path / "data"
+    overrides = {"data_collector": {"out_dir": str(out), "flush_period": 0.2}, "sim_node": {"episode_length": 40}}
+    with RunningGraph(Graph(("sim_node", "data_collector"), "sim.yaml", False), overrides) as running:
+        node = rclpy.create_node("test_commands", context=running.context)
+        commands = node.create_publisher(Float64MultiArray, "arm_controller/commands", 10)
+        running.spin(node)
+        sim, collector = running.nodes["sim_node"], running.nodes["data_collector"]
+        n = len(NAMES)
+        bad = {"NaN": [np.nan] * n, "inf": [0.0] * (n - 1) + [np.inf], "too short": [0.0] * (n - 1),
+               "too long": [0.0] * (n + 1), "empty": []}
+        good = sim.arm.to_controller(sim.sim.joint_positions)
+        for kind, data in bad.items():
+            before = (sim.bad_command.count, collector.bad_command.count)
+            for _ in range(3):
+                commands.publish(Float64MultiArray(data=[float(x) for x in good]))
+                time.sleep(0.06)
+            commands.publish(Float64MultiArray(data=[float(x) for x in data]))
+            wait_for(lambda: sim.bad_command.count > before[0] and collector.bad_command.count > before[1], 5,
+                     f"the simulator and the collector to refuse a command ({kind})")
+        wait_for(lambda: (out / "dataset.npz").exists(), 10, "the collector's save")
+        assert np.all(np.isfinite(sim.sim.joint_positions))
+        assert not running.errors, running.errors
+        node.destroy_node()
+    dataset = TransitionDataset.load(out / "dataset.npz")
+    assert len(dataset) > 0 and np.all(np.isfinite(dataset.obs)) and np.all(np.abs(dataset.act) <= 1.0)
 
 
 def bad_values(descriptor, value) -> list[tuple[str, object]]:
