@@ -56,6 +56,7 @@ bench: $(STAMP)
 		--plot benchmarks/results/policy_gradient.png
 	$(BIN)/python benchmarks/model_based_policies.py --json benchmarks/results/model_based_policies.json
 	$(BIN)/python benchmarks/control_loop.py --json benchmarks/results/control_loop.json
+	$(BIN)/python benchmarks/fault_injection.py --json benchmarks/results/fault_injection.json
 
 lock: $(STAMP)
 	@{ echo "# Every package the install pulls in, pinned (pip freeze of a working .venv)."; \

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -73,7 +74,11 @@ def load_torch(source: str | Path | bytes, kind: str) -> dict[str, Any]:
     try:
         payload = torch.load(stream, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(f"{name}: unreadable checkpoint (truncated or corrupt?): {err}") from None
+        # torch's own text runs to a page of advice on weights_only; its first line says what failed
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if isinstance(err, pickle.UnpicklingError):
+            reason = "not a torch checkpoint of tensors and plain values"
+        raise CheckpointError(f"{name}: unreadable checkpoint (truncated or corrupt?): {reason}") from None
     if not isinstance(payload, dict) or not str(payload.get("kind", "")).startswith(kind):
         found = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{name}: not a {kind} checkpoint (found {found!r})")
