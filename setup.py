@@ -38,6 +38,7 @@ setup(
             "data_collector = mbrl_control.nodes.data_collector:main",
             "dynamics_learner = mbrl_control.nodes.dynamics_learner:main",
             "mpc_planner = mbrl_control.nodes.mpc_planner:main",
+            "pg_trainer = mbrl_control.nodes.pg_trainer:main",
             "policy_controller = mbrl_control.nodes.policy_controller:main",
         ],
     },

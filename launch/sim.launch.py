@@ -37,8 +37,8 @@ def _nodes(context):
 
 def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
-        DeclareLaunchArgument("graph", default_value="sim", choices=["sim", "sim_policy"],
-                              description="node graph: MPC learning, or a trained policy (policy_controller's policy_path)"),
+        DeclareLaunchArgument("graph", default_value="sim", choices=["sim", "sim_policy", "sim_pg"],
+                              description="node graph: MPC learning, a trained policy (policy_controller's policy_path), or a policy learnt through the model (pg_trainer)"),
         DeclareLaunchArgument("model", default_value="ensemble", choices=["ensemble", "pe", "de", "mlp", "gp"],
                               description="dynamics model type"),
         DeclareLaunchArgument("optimizer", default_value="cem", choices=["cem", "mppi", "random", "gradient", "cem_gradient"],

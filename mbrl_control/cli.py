@@ -161,6 +161,7 @@ def bringup(args: argparse.Namespace) -> int:
     overrides.setdefault("dynamics_learner", {}).setdefault("model", args.model)
     overrides["dynamics_learner"].setdefault("out_dir", str(out / "learner"))
     overrides.setdefault("data_collector", {}).setdefault("out_dir", str(out / "data"))
+    overrides.setdefault("pg_trainer", {}).setdefault("out_dir", str(out / "trainer"))
     rows: list[str] = []
 
     monitor = None
@@ -340,8 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "learning_curve.png (default: %(default)s)")
     p.set_defaults(func=policy)
 
+    from mbrl_control.nodes.graph import GRAPHS  # no rclpy: cheap
+
     p = commands.add_parser("bringup", help="run the ROS 2 node graph in this process, as its launch file would")
-    p.add_argument("graph", nargs="?", default="sim", choices=("sim", "real", "sim_policy"))
+    p.add_argument("graph", nargs="?", default="sim", choices=tuple(GRAPHS))
     p.add_argument("--episodes", type=int, default=0, help="stop after this many episodes (0: run until Ctrl-C)")
     p.add_argument("--model", default="ensemble", choices=("ensemble", "pe", "de", "mlp", "gp"))
     p.add_argument("--params", default=None, help="ROS parameter file (default: config/<graph's>.yaml)")

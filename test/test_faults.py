@@ -214,9 +214,9 @@ def inconsistent(node: str, values: dict) -> list[tuple[str, object]]:
 
 
 def test_every_parameter_of_every_node_refuses_bad_values_with_a_reason(tmp_path):
-    nodes = ("sim_node", "data_collector", "dynamics_learner", "mpc_planner", "policy_controller")
+    nodes = ("sim_node", "data_collector", "dynamics_learner", "mpc_planner", "pg_trainer", "policy_controller")
     overrides = {"data_collector": {"out_dir": str(tmp_path / "data")},
-                 "dynamics_learner": {"out_dir": str(tmp_path / "learner")}}
+                 "dynamics_learner": {"out_dir": str(tmp_path / "learner")}, "pg_trainer": {"out_dir": str(tmp_path / "trainer")}}
     tried: Counter[str] = Counter()
     accepted: list[str] = []
     with RunningGraph(Graph(nodes, "sim.yaml", False), overrides) as running:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
@@ -204,3 +205,50 @@ def test_the_policy_controller_commands_within_limits_and_keeps_its_policy(polic
     commands = np.array(arm.commands)
     assert np.all(np.isfinite(commands))
     assert np.all(commands >= limits.low - 1e-12) and np.all(commands <= limits.high + 1e-12)
+
+
+@pytest.mark.parametrize("method", ["dagger", "policy_gradient"])
+def test_the_trainer_publishes_policies_the_controller_runs_and_resumes_after_a_restart(method, model_file, transitions, tmp_path):
+    """A model and recorded episodes in → a policy on mbrl/policy, which policy_controller
+    hot-swaps and drives with; DAgger's policy imitates the planner's labels better than a
+    fresh one; a restarted trainer republishes its policy from disk."""
+    from mbrl_control.nodes.common import EPISODES
+    from mbrl_control.policies.train import load_policy
+
+    overrides = {"pg_trainer": {"method": method, "out_dir": str(tmp_path / "trainer"), "round_period": 0.0,
+                                "min_transitions": 50, "imagined_rollouts": 16, "imagined_horizon": 5,
+                                "updates_per_round": 2, "epochs": 30, "population": 32, "iterations": 1, "horizon": 5}}
+    graph = Graph(("pg_trainer", "policy_controller"), "sim.yaml", False)
+    with RunningGraph(graph, overrides) as running:
+        node = rclpy.create_node("test_arm", context=running.context)
+        arm = FakeArm(node)
+        model_pub = node.create_publisher(UInt8MultiArray, "mbrl/model", LATCHED)
+        episodes_pub = node.create_publisher(UInt8MultiArray, "mbrl/episodes", EPISODES)
+        running.spin(node)
+        model_pub.publish(UInt8MultiArray(data=Path(model_file).read_bytes()))
+        first = transitions.subset(transitions.episode == transitions.episodes[0])
+        episodes_pub.publish(UInt8MultiArray(data=first.to_bytes()))
+        trainer, controller = running.nodes["pg_trainer"], running.nodes["policy_controller"]
+        wait_for(lambda: controller.policy.loaded >= 1 or running.errors, 120, "a policy from the trainer")
+        assert not running.errors, running.errors
+        seen = len(arm.commands)
+        wait_for(lambda: len(arm.commands) >= seen + 10, 10, "commands from the trained policy")
+        if method == "dagger":
+            labels = trainer.labels
+            assert len(labels) == len(first)
+            from mbrl_control.policies.config import PolicyConfig
+            from mbrl_control.policies.train import make_networks
+
+            untrained, _ = make_networks(16, -np.ones(5), np.ones(5), PolicyConfig(seed=7))
+            cloned = controller.policy.value
+            with torch.no_grad():
+                error = lambda policy: float(np.mean((policy.act(labels.obs) - labels.act) ** 2))  # noqa: E731
+                assert error(cloned) < 0.5 * error(untrained), (error(cloned), error(untrained))
+        node.destroy_node()
+    saved = load_policy(tmp_path / "trainer" / "policy.pt", 16, 5)
+    with RunningGraph(Graph(("pg_trainer", "policy_controller"), "sim.yaml", False), overrides) as running:
+        controller = running.nodes["policy_controller"]
+        wait_for(lambda: controller.policy.loaded >= 1, 30, "the restarted trainer's policy")
+        obs = transitions.obs[:20]
+        with torch.no_grad():
+            np.testing.assert_allclose(controller.policy.value.act(obs), saved.act(obs), atol=1e-6)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -33,7 +34,7 @@ from mbrl_control.planning.propagation import RewardFn
 from mbrl_control.policies.config import PolicyConfig
 from mbrl_control.policies.networks import GaussianPolicy
 from mbrl_control.policies.rollout import EpisodeStats, RolloutCollector, evaluate
-from mbrl_control.policies.train import LEARNERS, make_networks
+from mbrl_control.policies.train import LEARNERS, PolicyResult, make_networks, restore_training
 
 
 GOAL_POOL = 2000  # goals drawn once per run for imagined rollouts
@@ -147,6 +148,76 @@ def backprop_update(
     return -loss.item()
 
 
+class ImaginedPolicyTrainer:
+    """A policy and its learner, improved on imagined rollouts through whatever model is
+    current: what :func:`train_policy_in_model` iterates and the ``pg_trainer`` node runs
+    each time a model or data arrives.
+
+    Args:
+        observation_space, action_space: Box spaces of the task.
+        reward_fn: the task's batched torch reward.
+        method: ``policy_gradient`` (``cfg.algo`` on :class:`ImaginedEnv`) or ``backprop``
+            (MBRL 2.0).
+        cfg: the policy's settings; ``n_envs`` × ``n_steps`` are the imagined rollouts and
+            their horizon.
+        goals: [K, G] goals imagined episodes start with (None: the start states' own).
+    """
+
+    def __init__(self, observation_space: gym.spaces.Box, action_space: gym.spaces.Box, reward_fn: RewardFn,
+                 method: str, cfg: PolicyConfig, goals: np.ndarray | None = None) -> None:
+        if method not in ("policy_gradient", "backprop"):
+            raise ConfigError(f"method = {method!r}: choose policy_gradient or backprop")
+        self.observation_space, self.action_space = observation_space, action_space
+        self.reward_fn, self.method, self.cfg, self.goals = reward_fn, method, cfg, goals
+        torch.manual_seed(cfg.seed)
+        self.policy, self.value = make_networks(observation_space.shape[0], action_space.low, action_space.high, cfg)
+        self.learner = LEARNERS[cfg.algo](self.policy, self.value, cfg)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate)  # backprop
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.rounds = 0
+        self.imagined_steps = 0
+
+    def improve(self, model: DynamicsModel, start_states: np.ndarray, updates: int) -> float:
+        """``updates`` policy updates on batches of ``n_envs`` × ``n_steps`` imagined steps
+        from ``start_states`` [M, obs_dim] (real observations) through ``model``. Returns
+        the mean imagined return of those rollouts (of the mean action, for backprop)."""
+        cfg, rollouts, horizon = self.cfg, self.cfg.n_envs, self.cfg.n_steps
+        imagined = ImaginedEnv(model, self.reward_fn, start_states, horizon, rollouts,
+                               self.observation_space, self.action_space, self.goals)
+        returns: list[float] = []
+        if self.method == "policy_gradient":
+            collector, stats = RolloutCollector(imagined, cfg.seed + self.rounds), EpisodeStats()
+        elif cfg.normalize_obs:  # the policy's statistics from the real data
+            self.policy.obs_norm.update(torch.as_tensor(start_states))
+        members = getattr(model.config, "members", 1)
+        for _ in range(updates):
+            if self.method == "policy_gradient":
+                self.learner.update(collector.collect(self.policy, horizon, stats))
+            else:
+                imagined.reset(seed=int(torch.randint(2**31, (1,), generator=self.generator)))
+                starts = imagined.state[: rollouts // members * members].clone()
+                returns.append(backprop_update(self.policy, self.optimizer, model, self.reward_fn, starts, horizon,
+                                               self.generator, cfg.max_grad_norm))
+            self.imagined_steps += rollouts * horizon
+        self.rounds += 1
+        if self.method == "policy_gradient":
+            returns = stats.returns
+        return float(np.mean(returns)) if returns else float("nan")
+
+    def resume(self, path: str | Path) -> None:
+        """Continue from a checkpoint :meth:`result` was saved to (networks, observation
+        statistics, optimiser states).
+
+        Raises:
+            CheckpointError: unreadable, or of another task, algorithm or bounds.
+        """
+        restore_training(path, self.result(), self.learner, self.observation_space.shape[0], self.action_space)
+
+    def result(self, env_steps: int = 0) -> PolicyResult:
+        """The policy as :func:`mbrl_control.policies.train.save_policy` writes it."""
+        return PolicyResult(self.policy, self.value, self.cfg, env_steps=env_steps, learner_state=self.learner.state_dict())
+
+
 def train_policy_in_model(
     env: gym.Env | str,
     reward_fn: RewardFn | None = None,
@@ -186,18 +257,17 @@ def train_policy_in_model(
     reward_fn = reward_fn or getattr(env.unwrapped, "reward_fn", None)
     if reward_fn is None:
         raise ValueError("no reward_fn given and the env has no unwrapped.reward_fn: imagined rollouts need a batched torch reward")
-    if method not in ("policy_gradient", "backprop"):
-        raise ConfigError(f"method = {method!r}: choose policy_gradient or backprop")
     cfg = PolicyConfig(seed=seed, n_envs=imagined_rollouts, n_steps=imagined_horizon,
                        batch_size=min(256, imagined_rollouts * imagined_horizon)).replace(**policy_overrides)
     obs_space, act_space = env.observation_space, env.action_space
     obs_dim, act_dim = obs_space.shape[0], act_space.shape[0]
     torch.manual_seed(seed)
     dynamics = make_model(model, obs_dim, act_dim, **{"goal_dims": getattr(env.unwrapped, "goal_dims", 0), **(model_overrides or {}), "seed": seed})
-    policy, value = make_networks(obs_dim, act_space.low, act_space.high, cfg)
-    learner = LEARNERS[cfg.algo](policy, value, cfg)
-    policy_optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate)  # backprop
-    generator = torch.Generator().manual_seed(seed)
+    goals = None
+    if getattr(env.unwrapped, "goal_dims", 0) and hasattr(env.unwrapped, "sample_goal"):
+        goals = np.array([env.unwrapped.sample_goal() for _ in range(GOAL_POOL)])
+    trainer = ImaginedPolicyTrainer(obs_space, act_space, reward_fn, method, cfg, goals)
+    policy = trainer.policy
     dataset = TransitionDataset(obs_dim, act_dim)
     rng = np.random.default_rng(seed)
     episode = 0
@@ -215,32 +285,16 @@ def train_policy_in_model(
 
     for _ in range(seed_episodes):
         run_episode(lambda obs: rng.uniform(act_space.low, act_space.high))
-    goals = None
-    if getattr(env.unwrapped, "goal_dims", 0) and hasattr(env.unwrapped, "sample_goal"):
-        goals = np.array([env.unwrapped.sample_goal() for _ in range(GOAL_POOL)])
     result = PolicySearchResult(policy, dynamics, dataset)
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=iterations, unit="iteration", desc="policy search", file=sys.stderr)
-    stats = EpisodeStats()
     for iteration in range(iterations):
         dynamics.fit(dataset)
-        imagined = ImaginedEnv(dynamics, reward_fn, dataset.obs, imagined_horizon, imagined_rollouts, obs_space, act_space, goals)
-        if method == "policy_gradient":
-            collector = RolloutCollector(imagined, seed + iteration)
-        elif cfg.normalize_obs:  # the policy's statistics from the real data
-            policy.obs_norm.update(torch.as_tensor(dataset.obs))
-        members = getattr(dynamics.config, "members", 1)
-        for _ in range(updates_per_iteration):
-            if method == "policy_gradient":
-                learner.update(collector.collect(policy, imagined_horizon, stats))
-            else:
-                imagined.reset(seed=int(torch.randint(2**31, (1,), generator=generator)))
-                starts = imagined.state[: imagined_rollouts // members * members].clone()
-                backprop_update(policy, policy_optimizer, dynamics, reward_fn, starts, imagined_horizon, generator, cfg.max_grad_norm)
-            result.imagined_steps += imagined_rollouts * imagined_horizon
+        trainer.improve(dynamics, dataset.obs, updates_per_iteration)
+        result.imagined_steps = trainer.imagined_steps
         for _ in range(episodes_per_iteration):
             run_episode(lambda obs: policy.to_env(policy.distribution(torch.as_tensor(obs, dtype=torch.float32)[None]).sample()[0]).numpy())
         evaluation = evaluate(policy, env, eval_episodes, seed=10_000_019)

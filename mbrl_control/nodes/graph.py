@@ -33,6 +33,7 @@ NODES = {spec.name: spec for spec in (
     NodeSpec("data_collector", "mbrl_control.nodes.data_collector:DataCollectorNode"),
     NodeSpec("dynamics_learner", "mbrl_control.nodes.dynamics_learner:DynamicsLearnerNode"),
     NodeSpec("mpc_planner", "mbrl_control.nodes.mpc_planner:MPCPlannerNode"),
+    NodeSpec("pg_trainer", "mbrl_control.nodes.pg_trainer:PolicyTrainerNode"),
     NodeSpec("policy_controller", "mbrl_control.nodes.policy_controller:PolicyControllerNode"),
 )}
 
@@ -61,6 +62,9 @@ GRAPHS = {
     "real": Graph(("data_collector", "dynamics_learner", "mpc_planner"), "real.yaml", False),
     # a trained policy (policy_controller's policy_path) driving the simulated arm
     "sim_policy": Graph(("sim_node", "data_collector", "policy_controller"), "sim.yaml", True),
+    # a policy learnt through the model (pg_trainer's method): it drives the arm, explores
+    # until its first version, and improves as data and models arrive
+    "sim_pg": Graph(("sim_node", "data_collector", "dynamics_learner", "pg_trainer", "policy_controller"), "sim.yaml", True),
 }
 
 # what offline fitting needs, for `ros2 bag record` (launch/record.launch.py)

@@ -4,7 +4,9 @@ low-cost arm's computer (microseconds per action where MPC takes tens of millise
 Policies come from ``policy_path`` (``mbrl-control policy`` writes ``policy.pt``) or from
 ``mbrl/policy`` (a trainer's latched checkpoint bytes) and are swapped in between ticks;
 one that fails to load or was trained for another arm is refused and the last good policy
-stays. Before any policy arrives the arm is not commanded (it holds its position).
+stays. Before any policy arrives the arm is not commanded (it holds its position), or,
+with ``exploration`` > 0, moves by bounded random actions (the first data for a policy
+learnt through a model, graph ``sim_pg``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class PolicyControllerConfig(Config):
     control_rate: float = param(20.0, "Commands per second (the servo bus rate).", low=0.5, high=1000.0)
     policy_path: str = param("", "Policy checkpoint to run from the start (mbrl-control policy); empty: wait for mbrl/policy.", read_only=True)
     stats_every: int = param(20, "Ticks between control-loop statistics on /diagnostics.", low=1, high=100_000)
+    exploration: float = param(0.0, "Half-width of the uniform random actions sent before the first policy arrives (0: send nothing, the arm holds).", low=0.0, high=1.0)
+    seed: int = param(0, "Seed of the exploration.", low=0, read_only=True)
 
 
 class PolicyControllerNode(Node):
@@ -39,6 +43,7 @@ class PolicyControllerNode(Node):
         self.arm_params, self.arm = bind_arm(self)
         self.params = ParameterBinding(self, PolicyControllerConfig())
         torch.set_num_threads(1)
+        self.rng = np.random.default_rng(self.params[PolicyControllerConfig].seed)
         self.policy: LatestCheckpoint[GaussianPolicy] = LatestCheckpoint(
             self, POLICY_TOPIC, lambda source: load_policy(source, self.arm.obs_dim, self.arm.n), "policy",
             path=self.params[PolicyControllerConfig].policy_path,
@@ -50,9 +55,11 @@ class PolicyControllerNode(Node):
         )
 
     def act(self, obs: np.ndarray, new_episode: bool) -> np.ndarray | None:
-        """The policy's deterministic action; None (no command: the arm holds) before one arrives."""
+        """The policy's deterministic action; before one arrives, a random one within
+        ``exploration``, or None (no command: the arm holds)."""
         if self.policy.value is None:
-            return None
+            width = self.params[PolicyControllerConfig].exploration
+            return self.rng.uniform(-width, width, self.arm.n) if width > 0 else None
         with torch.no_grad():
             return self.policy.value.act(obs)
 

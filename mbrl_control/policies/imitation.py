@@ -29,6 +29,18 @@ from mbrl_control.policies.train import make_networks
 Expert = Callable[[np.ndarray], np.ndarray]
 
 
+def label_states(expert: Expert, obs: np.ndarray, episode: np.ndarray, reset_expert: Callable[[], None] | None = None) -> np.ndarray:
+    """The expert's actions [N, A] for recorded states ``obs`` [N, obs_dim] in time order,
+    ``reset_expert`` called where the ``episode`` id [N] changes (DAgger's labelling of the
+    states a policy visited, here from a recording)."""
+    actions = []
+    for k, state in enumerate(obs):
+        if reset_expert is not None and (k == 0 or episode[k] != episode[k - 1]):
+            reset_expert()
+        actions.append(np.asarray(expert(state), dtype=np.float64))
+    return np.array(actions).reshape(len(obs), -1)
+
+
 def behaviour_cloning(
     policy: GaussianPolicy,
     obs: np.ndarray,

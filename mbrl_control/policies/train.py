@@ -124,7 +124,7 @@ def _train(
     learner = LEARNERS[cfg.algo](policy, value, cfg)
     result = PolicyResult(policy, value, cfg, env_steps=0)
     if resume is not None:
-        _restore(resume, result, learner, obs_dim, space)
+        restore_training(resume, result, learner, obs_dim, space)
         envs.reset(seed=cfg.seed + result.env_steps)  # a fresh stream of episodes, not a replay
     collector = RolloutCollector(envs, cfg.seed + result.env_steps)
     batch_steps = cfg.n_envs * cfg.n_steps
@@ -228,7 +228,13 @@ def _policy_from(
     return policy, value, cfg
 
 
-def _restore(path: str | Path, result: PolicyResult, learner: Learner, obs_dim: int, space: gym.spaces.Box) -> None:
+def restore_training(path: str | Path, result: PolicyResult, learner: Learner, obs_dim: int, space: gym.spaces.Box) -> None:
+    """Load a :func:`save_policy` checkpoint into ``result``'s networks (in place), its
+    optimiser states into ``learner`` and its curves into ``result``, to train on.
+
+    Raises:
+        CheckpointError: unreadable, of other dims or bounds, or of another algorithm.
+    """
     payload = load_torch(path, KIND)
     policy, value, saved = _policy_from(payload, path, obs_dim, space.shape[0])
     if saved.algo != result.config.algo:

@@ -1,0 +1,235 @@
+"""``pg_trainer``: a policy trained from the latest model and the recorded episodes, for the
+policy controller (the cheap runtime of a low-cost arm's computer).
+
+Models come from ``mbrl/model`` (the dynamics learner's latched checkpoint; one that fails
+to load is refused and the last good one kept), episodes from ``mbrl/episodes``. Every
+``round_period`` seconds, once a model and ``min_transitions`` are there, a round runs in a
+worker thread (the node keeps receiving):
+
+* ``policy_gradient``: ``updates_per_round`` updates of ``algo`` (PPO by default) on
+  imagined rollouts through the model from recorded states, with goals drawn from the
+  task's workspace (:class:`mbrl_control.loops.policy_search.ImaginedPolicyTrainer`);
+* ``backprop``: as many MBRL 2.0 steps through the model;
+* ``dagger``: the states of new episodes are labelled with the MPC planner's actions
+  through the current model, and the policy is cloned from every label so far. Run with
+  the policy controller driving (graph ``sim_policy``), the states are the policy's own:
+  DAgger.
+
+Each round's policy is saved atomically to ``<out_dir>/policy.pt`` and its bytes published
+on ``mbrl/policy`` (latched), where ``policy_controller`` hot-swaps it. On restart the
+trainer continues from ``policy.pt`` and its labels, and republishes the policy.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.node import Node
+from std_msgs.msg import UInt8MultiArray
+
+from mbrl_control.arm.env import ArmReach
+from mbrl_control.arm.reach import ReachConfig
+from mbrl_control.arm.sim import SimConfig
+from mbrl_control.checkpoint import CheckpointError
+from mbrl_control.config import Config, param
+from mbrl_control.data.transitions import TransitionDataset
+from mbrl_control.loops.policy_search import GOAL_POOL, ImaginedPolicyTrainer
+from mbrl_control.models import load_model
+from mbrl_control.models.base import DynamicsModel
+from mbrl_control.nodes.common import (
+    CONTROL, DIAGNOSTICS, EPISODES, EPISODES_TOPIC, LATCHED, MODEL_TOPIC, POLICY_TOPIC, LatestCheckpoint, bind_arm,
+    bytes_message, spin, status,
+)
+from mbrl_control.nodes.params import ParameterBinding
+from mbrl_control.planning.mpc import OPTIMIZER_CONFIGS, MPCConfig, MPCController
+from mbrl_control.policies.config import PolicyConfig
+from mbrl_control.policies.imitation import behaviour_cloning, label_states
+from mbrl_control.policies.train import save_policy
+
+METHODS = ("policy_gradient", "backprop", "dagger")
+POLICY_FIELDS = ("algo", "seed", "hidden", "layers", "activation", "squash", "learning_rate")
+
+
+@dataclass(frozen=True)
+class TrainerConfig(Config):
+    """Settings of the policy trainer."""
+
+    method: str = param("policy_gradient", "How the policy learns: policy gradient on imagined rollouts through the model, backprop through the model (MBRL 2.0), or DAgger from the MPC planner.",
+                        choices=METHODS, read_only=True)
+    out_dir: str = param("runs/ros/trainer", "Folder of policy.pt and the DAgger labels.", read_only=True)
+    imagined_rollouts: int = param(256, "Imagined rollouts per update (policy_gradient, backprop).", low=1, high=100_000, read_only=True)
+    imagined_horizon: int = param(10, "Steps of each imagined rollout.", low=1, high=1000, read_only=True)
+    updates_per_round: int = param(20, "Policy updates per round (policy_gradient, backprop).", low=1, high=100_000)
+    epochs: int = param(50, "Behaviour-cloning epochs per round (dagger).", low=1, high=100_000)
+    min_transitions: int = param(100, "Recorded transitions needed before the first round.", low=1)
+    round_period: float = param(5.0, "Least seconds between the starts of two rounds.", low=0.0, high=1e6)
+    threads: int = param(1, "torch threads for training (1 leaves the other core of a 2-core computer to the controller).", low=1, high=256)
+
+
+class PolicyTrainerNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("pg_trainer", **kwargs)
+        self.arm_params, self.arm = bind_arm(self)
+        self.params = ParameterBinding(self, TrainerConfig(), (PolicyConfig(), POLICY_FIELDS), read_only=POLICY_FIELDS)
+        config = self.params[TrainerConfig]
+        self.method = config.method
+        if self.method == "dagger":  # the expert: the planner's settings, through the current model
+            planner = tuple(name for name in MPCConfig.field_names() if name not in ("seed", "threads"))  # the trainer's serve
+            self.mpc_params = ParameterBinding(self, (MPCConfig(), planner), read_only=("optimizer",))
+            self.optimizer_params = ParameterBinding(self, OPTIMIZER_CONFIGS[self.mpc_params[MPCConfig].optimizer]())
+        self.out_dir = Path(config.out_dir)
+        self.policy_path, self.labels_path = self.out_dir / "policy.pt", self.out_dir / "labels.npz"
+        self.trainer = self._make_trainer()
+        self.lock = threading.Lock()  # guards dataset
+        self.dataset = TransitionDataset(self.arm.obs_dim, self.arm.n)
+        self.episodes_seen: set[int] = set()
+        self.labels = self._load_labels()
+        self.worker: threading.Thread | None = None
+        self.last_round = -float("inf")
+        self.trained_on: tuple[int, int] = (-1, -1)  # (models loaded, transitions) of the last round
+        self.policy_pub = self.create_publisher(UInt8MultiArray, POLICY_TOPIC, LATCHED)
+        self.diagnostics = self.create_publisher(DiagnosticArray, DIAGNOSTICS, CONTROL)
+        self.model: LatestCheckpoint[DynamicsModel] = LatestCheckpoint(
+            self, MODEL_TOPIC, lambda source: load_model(source, self.arm.obs_dim, self.arm.n), "model")
+        self.create_subscription(UInt8MultiArray, EPISODES_TOPIC, self.on_episode, EPISODES)
+        self._resume()
+        self.create_timer(0.5, self.maybe_train)
+
+    def _make_trainer(self) -> ImaginedPolicyTrainer:
+        """The policy, its learner and the task: observation and action spaces, reward and
+        a pool of goals from the arm's reachable workspace (the simulator's target sampler
+        on the same URDF)."""
+        config = self.params[TrainerConfig]
+        cfg = PolicyConfig(n_envs=config.imagined_rollouts, n_steps=config.imagined_horizon,
+                           batch_size=min(256, config.imagined_rollouts * config.imagined_horizon)
+                           ).replace(**{name: getattr(self.params[PolicyConfig], name) for name in POLICY_FIELDS})
+        task = ArmReach(sim=self.arm_params[SimConfig], task=self.arm_params[ReachConfig])
+        task.reset(seed=cfg.seed)
+        goals = np.array([task.sample_goal() for _ in range(GOAL_POOL)])
+        space = task.observation_space, task.action_space
+        task.close()
+        method = "backprop" if self.method == "backprop" else "policy_gradient"
+        return ImaginedPolicyTrainer(*space, self.arm.reward_fn, method, cfg, goals)
+
+    # -- state on disk -----------------------------------------------------------------
+    def _load_labels(self) -> TransitionDataset:
+        """DAgger's labelled states so far (obs, expert action), kept as a dataset."""
+        try:
+            return TransitionDataset.resume(self.labels_path, self.arm.obs_dim, self.arm.n)
+        except CheckpointError as err:
+            self.get_logger().error(f"labels not resumed, starting anew: {err}")
+            return TransitionDataset(self.arm.obs_dim, self.arm.n)
+
+    def _resume(self) -> None:
+        if not self.policy_path.exists():
+            return
+        try:
+            self.trainer.resume(self.policy_path)
+        except CheckpointError as err:
+            self.get_logger().error(f"{self.policy_path} not resumed, training a new policy: {err}")
+            return
+        self.episodes_seen = set(self.labels.episodes.tolist())
+        self.policy_pub.publish(bytes_message(self.policy_path.read_bytes()))
+        self.get_logger().info(f"resumed and republished {self.policy_path}")
+
+    # -- data --------------------------------------------------------------------------
+    def on_episode(self, msg: UInt8MultiArray) -> None:
+        try:
+            part = TransitionDataset.load(bytes(msg.data))
+        except CheckpointError as err:
+            self.get_logger().error(f"episode refused: {err}")
+            return
+        if (part.obs_dim, part.act_dim) != (self.arm.obs_dim, self.arm.n):
+            self.get_logger().error(f"episode refused: obs_dim={part.obs_dim}, act_dim={part.act_dim} is not this arm's")
+            return
+        with self.lock:
+            new = [e for e in part.episodes.tolist() if e not in self.episodes_seen and e not in set(self.dataset.episodes.tolist())]
+            if new:
+                part = part.subset(np.isin(part.episode, new))
+                self.dataset.append(part.obs, part.act, part.next_obs, part.episode, part.time)
+
+    # -- training rounds ---------------------------------------------------------------
+    def maybe_train(self) -> None:
+        config = self.params[TrainerConfig]
+        if self.worker is not None and self.worker.is_alive():
+            return
+        model = self.model.value
+        with self.lock:
+            size = len(self.dataset) + len(self.labels)
+        if model is None or size < config.min_transitions or time.monotonic() - self.last_round < config.round_period:
+            return
+        if self.method == "dagger" and (self.model.loaded, size) == self.trained_on:
+            return  # nothing new to label or clone
+        self.last_round = time.monotonic()
+        self.trained_on = (self.model.loaded, size)
+        self.worker = threading.Thread(target=self.train_round, args=(model,), name="train", daemon=True)
+        self.worker.start()
+
+    def train_round(self, model: DynamicsModel) -> None:
+        """Worker thread: one round; save, publish, report."""
+        config = self.params[TrainerConfig]
+        torch.set_num_threads(config.threads)
+        start = time.monotonic()
+        try:
+            if self.method == "dagger":
+                metric, what = self._dagger_round(model, config)
+            else:
+                with self.lock:
+                    states = self.dataset.obs.copy() if len(self.dataset) else self.labels.obs.copy()
+                metric = self.trainer.improve(model, states, config.updates_per_round)
+                what = "imagined return"
+            save_policy(self.trainer.result(), self.policy_path)
+        except Exception as err:  # a failed round keeps the last policy
+            self.get_logger().error(f"training round failed, last policy kept: {type(err).__name__}: {err}")
+            self.diagnostics.publish(status(self, "training", f"failed: {err}", {}, DiagnosticStatus.ERROR))
+            return
+        seconds = time.monotonic() - start
+        if not self.context.ok():
+            print(f"[pg_trainer] policy saved to {self.policy_path}", file=sys.stderr, flush=True)
+            return
+        self.policy_pub.publish(bytes_message(self.policy_path.read_bytes()))
+        values = {"round": self.trainer.rounds, what: metric, "seconds": seconds, "imagined_steps": self.trainer.imagined_steps,
+                  "labels": len(self.labels), "model_transitions": model.dataset_size}
+        self.diagnostics.publish(status(self, "training", f"{self.method} round {self.trainer.rounds}", values))
+        self.get_logger().info(f"round {self.trainer.rounds} ({self.method}): {what} {metric:.3f}, {seconds:.1f} s; policy published")
+
+    def _dagger_round(self, model: DynamicsModel, config: TrainerConfig) -> tuple[float, str]:
+        """Label the new episodes' states with MPC through ``model``; clone every label."""
+        with self.lock:
+            fresh = self.dataset
+            self.dataset = TransitionDataset(self.arm.obs_dim, self.arm.n)
+        if len(fresh):
+            mpc_config = self.mpc_params[MPCConfig]
+            optimizer = self.optimizer_params[OPTIMIZER_CONFIGS[mpc_config.optimizer]].to_dict()
+            expert = MPCController(model, self.arm.reward_fn, -np.ones(self.arm.n), np.ones(self.arm.n),
+                                   config=mpc_config.replace(time_budget=0.0), optimizer_overrides=optimizer)
+            actions = label_states(expert.act, fresh.obs, fresh.episode, expert.reset)
+            self.labels.append(fresh.obs, actions, fresh.next_obs, fresh.episode, fresh.time)
+            self.episodes_seen.update(fresh.episodes.tolist())
+            self.labels.save(self.labels_path)
+        losses = behaviour_cloning(self.trainer.policy, self.labels.obs, self.labels.act, epochs=config.epochs,
+                                   seed=self.trainer.cfg.seed + self.trainer.rounds)
+        self.trainer.rounds += 1
+        return losses[-1], "behaviour-cloning NLL"
+
+    def close(self) -> None:
+        """Wait for a round in progress (a process must not exit under a thread inside torch)."""
+        if self.worker is not None and self.worker.is_alive():
+            print("[pg_trainer] waiting for the training round in progress to finish", file=sys.stderr, flush=True)
+            self.worker.join()
+
+
+def main(args: list[str] | None = None) -> None:
+    spin(PolicyTrainerNode, args)
+
+
+if __name__ == "__main__":
+    main()
