@@ -174,6 +174,7 @@ class GPModel(DynamicsModel):
         self.likelihood.eval()
         with torch.no_grad():
             self._predict(torch.zeros(1, self.state_dim + self.act_dim))
+            self._rbf_cache = self._build_rbf_cache()
 
     def _predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         means, variances = [], []
@@ -188,19 +189,46 @@ class GPModel(DynamicsModel):
         aleatoric = self.likelihood.noise.reshape(1, -1).expand_as(mean)
         return mean, aleatoric, epistemic
 
+    def _build_rbf_cache(self) -> tuple[torch.Tensor, ...] | None:
+        """What the exact RBF mean needs besides the query: ``1/ℓ`` [S, 1, D], the scaled
+        training inputs ``Z = X/ℓ - c`` centred on their mean ``c`` [S, 1, D], transposed
+        [S, D, N], ``‖Z‖²`` [S, 1, N], and
+        ``s²·α`` [S, N, 1] with gpytorch's cached ``α = (K + σ²I)⁻¹(y - m)``; the constant
+        means [S]. None for the sparse GP or another kernel."""
+        if self.sparse or not isinstance(self.gp.covar_module.base_kernel, gpytorch.kernels.RBFKernel):
+            return None
+        gp = self.gp
+        inverse_lengthscale = 1.0 / gp.covar_module.base_kernel.lengthscale  # [S, 1, D]
+        z = gp.train_inputs[0] * inverse_lengthscale  # [S, N, D]
+        center = z.mean(-2, keepdim=True)  # distances from centred points lose less to round-off
+        z = z - center
+        alpha = gp.prediction_strategy.mean_cache.unsqueeze(-1)  # [S, N, 1]
+        scaled_alpha = gp.covar_module.outputscale.reshape(-1, 1, 1) * alpha
+        return (inverse_lengthscale, center, z.transpose(-1, -2).contiguous(), z.pow(2).sum(-1).unsqueeze(-2),
+                scaled_alpha, gp.mean_module.constant.reshape(-1))
+
     def _predict_mean(self, x: torch.Tensor) -> torch.Tensor:
-        """Exact GP: ``m(x) + K(x, X) α`` with gpytorch's cached ``α = (K + σ²I)⁻¹(y - m)``,
-        one dense kernel block per chunk, without the lazy-tensor prediction machinery
-        (measured: ~10 ms of overhead per call at 64 rows, 20x the arithmetic)."""
+        """Exact GP: ``m + K(x, X) α`` with gpytorch's cached ``α``. For the RBF kernel,
+        ``k(x, x') = s² exp(-½‖x/ℓ - x'/ℓ‖²)`` is two batched matmuls on cached scaled
+        inputs (measured on the arm, 600 points, 64 rows, 1 thread: 2.8 ms against 3.8 ms
+        through gpytorch's kernel modules; the rest is the arithmetic of S×b×N×D); other
+        kernels use one dense gpytorch kernel block per chunk."""
         if self.sparse:
             return self._predict(x)[0]
-        gp = self.gp
-        alpha = gp.prediction_strategy.mean_cache.unsqueeze(-1)  # [S, N, 1], built by _eval
-        train_x = gp.train_inputs[0]
+        cache = getattr(self, "_rbf_cache", None)
         means = []
         for chunk in x.split(PREDICT_CHUNK):
-            kernel = gp.covar_module(chunk, train_x).to_dense()  # [S, b, N]
-            means.append((gp.mean_module(chunk) + (kernel @ alpha).squeeze(-1)).T)
+            if cache is not None:
+                inverse_lengthscale, center, z_t, z_sq, scaled_alpha, constant = cache
+                q = chunk.unsqueeze(0) * inverse_lengthscale - center  # [S, b, D]
+                sq_dist = (q.pow(2).sum(-1, keepdim=True) + z_sq - 2.0 * (q @ z_t)).clamp_min_(0.0)  # [S, b, N]
+                mean = (torch.exp(-0.5 * sq_dist) @ scaled_alpha).squeeze(-1) + constant.unsqueeze(-1)  # [S, b]
+            else:
+                gp = self.gp
+                kernel = gp.covar_module(chunk, gp.train_inputs[0]).to_dense()  # [S, b, N]
+                alpha = gp.prediction_strategy.mean_cache.unsqueeze(-1)
+                mean = gp.mean_module(chunk) + (kernel @ alpha).squeeze(-1)
+            means.append(mean.T)
         return torch.cat(means)
 
     def _sample(self, x: torch.Tensor, members: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
