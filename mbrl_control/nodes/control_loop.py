@@ -34,7 +34,8 @@ from mbrl_control.nodes.params import ParameterBinding
 class ControlLoop:
     """Calls ``act(obs, new_episode) -> action | None`` every tick at ``rate()`` Hz (the
     node clock: simulated time under ``use_sim_time``; a changed rate applies from the
-    next tick) with the newest observation, and publishes the action's command as the
+    next tick; a tick runs on the first joint state of each period) with the newest
+    observation, and publishes the action's command as the
     safety layer passes it (None sends nothing: the arm holds). Keeps the command state
     (ArmReach actions integrate into joint targets, from the command last sent) and the
     statistics of the ticks. Declares the safety layer's read-only parameters.
@@ -82,23 +83,34 @@ class ControlLoop:
         self.diagnostics = node.create_publisher(DiagnosticArray, DIAGNOSTICS, CONTROL)
         self.period = 0.0
         self.timer = None
+        self.last_tick = -float("inf")  # node clock, s
         self._restart_timer()
 
     def _restart_timer(self) -> None:
-        """(Re)create the timer when the rate changed."""
+        """(Re)create the fallback timer when the rate changed."""
         period = 1.0 / self.rate()
         if period != self.period:
             if self.timer is not None:
                 self.node.destroy_timer(self.timer)
-            self.timer, self.period = self.node.create_timer(period, self.tick), period
+            self.timer, self.period = self.node.create_timer(period / 2, self.on_timer), period
 
     def now(self) -> float:
         return self.node.get_clock().now().nanoseconds * 1e-9
 
+    def on_timer(self) -> None:
+        """Ticks when joint states do not come at the control rate (a slow driver, or
+        none: the watchdog then holds the arm)."""
+        if self.now() - self.last_tick >= 1.5 * self.period:
+            self.tick()
+
     def tick(self) -> None:
+        """Plan and command from the newest state. Runs on the first joint state of each
+        control period (so a command leaves as soon after its state as planning allows,
+        and reaches a driver that applies it at its next cycle: transitions stay Markov),
+        or from the fallback timer."""
         started = time.monotonic()
         self._restart_timer()
-        now = self.now()
+        now = self.last_tick = self.now()
         proposal = None
         if self.safety.must_hold(now) is None:  # held: the controller is not asked
             obs, new_episode = self.observation()
@@ -129,6 +141,8 @@ class ControlLoop:
         self.q, self.qd, self.state_stamp = q, qd, stamp
         self.safety.measured(q, self.now())
         self.awaiting_state = False
+        if self.now() - self.last_tick >= 0.9 * self.period:  # the first state of this period
+            self.tick()
 
     def on_target(self, msg: PointStamped) -> None:
         target = np.array([msg.point.x, msg.point.y, msg.point.z])
