@@ -101,6 +101,25 @@ def test_deadline_stops_after_the_first_iteration(name):
     assert unlimited.iterations > 1
 
 
+@pytest.mark.parametrize("name", ["cem", "mppi"])
+def test_no_iteration_starts_that_would_end_past_the_deadline(name, monkeypatch):
+    """On a clock that each cost evaluation advances by 20 ms, a deadline 50 ms away
+    allows two iterations (ending at 20 and 40 ms); a third would end at 60 ms."""
+    from mbrl_control.planning import optimizers
+
+    clock = {"now": 100.0}
+    monkeypatch.setattr(optimizers.time, "perf_counter", lambda: clock["now"])
+
+    def slow(actions):
+        if len(actions) > 1:  # the population; the final single-row check is not timed
+            clock["now"] += 0.020
+        return quadratic(actions)
+
+    optimizer = make(name, iterations=50, **({"min_std": 0.0} if name == "cem" else {}))
+    result = optimizer.optimize(slow, deadline=100.050, generator=torch.Generator().manual_seed(0))
+    assert result.iterations == 2 and clock["now"] <= 100.050
+
+
 @pytest.mark.parametrize("name", ["cem", "mppi", "random", "gradient", "cem_gradient"])
 def test_same_seed_same_plan(name):
     a = make(name).optimize(quadratic, generator=torch.Generator().manual_seed(3))

@@ -4,8 +4,9 @@ Each optimiser minimises any batched cost ``J(actions [N, H, A]) -> [N]`` over s
 inside the box ``[low, high]^A`` for every step, so it is testable on known functions
 alone. ``optimize`` takes an optional warm start (the previous solution shifted by one step,
 :meth:`TrajectoryOptimizer.shift`) and an optional deadline (a ``time.perf_counter()``
-value): iterations stop at the deadline and the best plan found so far is returned, so a
-control tick is never missed because of planning. The first iteration always runs.
+value): another iteration starts only when one as long as the longest so far would end
+before it, and the best plan found so far is returned, so a control tick is not missed
+because of planning. The first iteration always runs.
 
 * Random shooting: N uniform sequences, keep the best.
 * CEM: sample from a diagonal Gaussian, refit it to the ``elites`` lowest-cost samples,
@@ -27,7 +28,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -146,9 +147,17 @@ class TrajectoryOptimizer(ABC):
         ``deadline`` (``time.perf_counter()`` seconds)."""
 
 
-def _keep_going(iterations: int, limit: int, deadline: float | None) -> bool:
-    """Another iteration? Always a first one; then until ``limit`` or the deadline."""
-    return iterations == 0 or (iterations < limit and (deadline is None or time.perf_counter() < deadline))
+def _iterations(limit: int, deadline: float | None) -> Iterator[int]:
+    """Iteration numbers 0, 1, … below ``limit``: always a first; then another only when
+    one as long as the longest so far still ends before ``deadline`` (an iteration begun
+    just before it would overrun it by a whole iteration)."""
+    longest = 0.0
+    for iteration in range(limit):
+        if iteration and deadline is not None and time.perf_counter() + longest > deadline:
+            return
+        start = time.perf_counter()
+        yield iteration
+        longest = max(longest, time.perf_counter() - start)
 
 
 class RandomShooting(TrajectoryOptimizer):
@@ -180,7 +189,7 @@ class CEM(TrajectoryOptimizer):
         mean = self.start(initial)
         var = (cfg.initial_std * self.half_range).expand_as(mean) ** 2
         iterations = 0
-        while _keep_going(iterations, cfg.iterations, deadline):
+        for iterations in _iterations(cfg.iterations, deadline):
             # keep two standard deviations inside the bounds, so clipping rarely bites
             std = torch.minimum(var, torch.minimum(mean - self.low, self.high - mean).square() / 4).sqrt()
             noise = torch.randn((cfg.population, *mean.shape), generator=generator)
@@ -190,10 +199,9 @@ class CEM(TrajectoryOptimizer):
             elites = samples[order[: cfg.elites]]
             mean = cfg.alpha * mean + (1 - cfg.alpha) * elites.mean(0)
             var = cfg.alpha * var + (1 - cfg.alpha) * elites.var(0, unbiased=False)
-            iterations += 1
             if torch.all(var.sqrt() < cfg.min_std):
                 break
-        return OptimizerResult(mean, float(cost(mean[None])[0]), iterations, elites)
+        return OptimizerResult(mean, float(cost(mean[None])[0]), iterations + 1, elites)
 
 
 class MPPI(TrajectoryOptimizer):
@@ -208,14 +216,13 @@ class MPPI(TrajectoryOptimizer):
         mean = self.start(initial)
         sigma = cfg.noise_std * self.half_range
         iterations = 0
-        while _keep_going(iterations, cfg.iterations, deadline):
+        for iterations in _iterations(cfg.iterations, deadline):
             noise = torch.randn((cfg.population, *mean.shape), generator=generator)
             samples = self.clip(mean + sigma * noise)
             costs = cost(samples)
             weights = torch.softmax(-(costs - costs.min()) / cfg.temperature, dim=0)
             mean = torch.einsum("n,nha->ha", weights, samples)  # a convex combination: inside the bounds
-            iterations += 1
-        return OptimizerResult(mean, float(cost(mean[None])[0]), iterations)
+        return OptimizerResult(mean, float(cost(mean[None])[0]), iterations + 1)
 
 
 def descend(
