@@ -41,7 +41,7 @@ $(STAMP): requirements.txt requirements-ros.txt constraints.txt setup.py setup.c
 	@touch $@
 
 demo: $(STAMP)
-	$(BIN)/mbrl-control bringup sim --model gp --set mpc_planner.propagation=expectation --episodes 8 --out runs/demo
+	$(BIN)/mbrl-control bringup sim --model gp --set mpc_planner.propagation=expectation --set mpc_planner.time_budget=0 --episodes 8 --out runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
