@@ -41,7 +41,8 @@ $(STAMP): requirements.txt requirements-ros.txt constraints.txt setup.py setup.c
 	@touch $@
 
 demo: $(STAMP)
-	$(BIN)/mbrl-control bringup sim --model gp --set mpc_planner.propagation=expectation --set mpc_planner.time_budget=0 --episodes 8 --out runs/demo
+	rm -rf runs/demo  # learn from scratch each time (the nodes would resume the last run's data)
+	$(BIN)/mbrl-control bringup sim --model gp --set mpc_planner.propagation=expectation --set mpc_planner.time_budget=0.0 --episodes 8 --out runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
