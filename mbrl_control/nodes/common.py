@@ -4,10 +4,12 @@ parameters, and a ``main`` that spins one node."""
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Generic, Sequence, TypeVar
 
+import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -18,6 +20,7 @@ from mbrl_control.arm.reach import ReachConfig
 from mbrl_control.arm.sim import SimConfig
 from mbrl_control.checkpoint import CheckpointError
 from mbrl_control.config import Config, param
+from mbrl_control.data.transitions import TransitionDataset
 from mbrl_control.nodes.params import ParameterBinding
 
 T = TypeVar("T")
@@ -114,6 +117,48 @@ class LatestCheckpoint(Generic[T]):
         if self.on_change is not None:
             self.on_change(value)
         return True
+
+
+def new_episodes(node: Node, msg: UInt8MultiArray, arm: ArmInterface, seen: set[int]) -> TransitionDataset | None:
+    """The transitions of the episodes in a ``mbrl/episodes`` message whose ids are not in
+    ``seen`` (a latched history is heard again after a restart); None, with the reason
+    logged, when there are none or the message is unreadable or of another arm."""
+    try:
+        part = TransitionDataset.load(bytes(msg.data))
+    except CheckpointError as err:
+        node.get_logger().error(f"episode refused: {err}")
+        return None
+    if (part.obs_dim, part.act_dim) != (arm.obs_dim, arm.n):
+        node.get_logger().error(f"episode refused: obs_dim={part.obs_dim}, act_dim={part.act_dim} is not this arm's "
+                                f"({arm.obs_dim}, {arm.n})")
+        return None
+    new = [e for e in part.episodes.tolist() if e not in seen]
+    return part.subset(np.isin(part.episode, new)) if new else None
+
+
+class Worker:
+    """One background job at a time (a fit, a training round), so a node keeps receiving
+    and answering while torch works."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.thread: threading.Thread | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def start(self, target: Callable[..., None], *args: object) -> None:
+        self.thread = threading.Thread(target=target, args=args, name=self.name, daemon=True)
+        self.thread.start()
+
+    def join(self, node_name: str) -> None:
+        """Wait for the job in progress: a process must not exit under a thread inside
+        torch. (Printed, not logged: after Ctrl-C the context that carries /rosout is
+        already shut down.)"""
+        if self.busy:
+            print(f"[{node_name}] waiting for the {self.name} in progress to finish", file=sys.stderr, flush=True)
+            self.thread.join()
 
 
 def bytes_message(data: bytes) -> UInt8MultiArray:

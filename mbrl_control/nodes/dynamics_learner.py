@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
@@ -31,7 +30,8 @@ from mbrl_control.config import Config, param
 from mbrl_control.data.transitions import TransitionDataset
 from mbrl_control.models import MODELS, PRESETS, load_model, make_model
 from mbrl_control.nodes.common import (
-    CONTROL, DIAGNOSTICS, EPISODES, EPISODES_TOPIC, LATCHED, MODEL_TOPIC, bind_arm, bytes_message, spin, status,
+    CONTROL, DIAGNOSTICS, EPISODES, EPISODES_TOPIC, LATCHED, MODEL_TOPIC, Worker, bind_arm, bytes_message, new_episodes, spin,
+    status,
 )
 from mbrl_control.nodes.params import ParameterBinding
 
@@ -65,7 +65,7 @@ class DynamicsLearnerNode(Node):
         self.fitted_size = 0
         self.last_fit = -float("inf")
         self.fits = 0
-        self.worker: threading.Thread | None = None
+        self.worker = Worker("fit")
         self.model_pub = self.create_publisher(UInt8MultiArray, MODEL_TOPIC, LATCHED)
         self.diagnostics = self.create_publisher(DiagnosticArray, DIAGNOSTICS, CONTROL)
         self.create_subscription(UInt8MultiArray, EPISODES_TOPIC, self.on_episode, EPISODES)
@@ -85,19 +85,10 @@ class DynamicsLearnerNode(Node):
         self.get_logger().info(f"republished {self.model_path} ({model.dataset_size} transitions)")
 
     def on_episode(self, msg: UInt8MultiArray) -> None:
-        try:
-            part = TransitionDataset.load(bytes(msg.data))
-        except CheckpointError as err:
-            self.get_logger().error(f"episode refused: {err}")
+        part = new_episodes(self, msg, self.arm, self.episodes_seen)
+        if part is None:
             return
-        if (part.obs_dim, part.act_dim) != (self.dataset.obs_dim, self.dataset.act_dim):
-            self.get_logger().error(f"episode refused: obs_dim={part.obs_dim}, act_dim={part.act_dim} is not this arm's "
-                                    f"({self.dataset.obs_dim}, {self.dataset.act_dim})")
-            return
-        new = [e for e in part.episodes.tolist() if e not in self.episodes_seen]
-        if not new:
-            return  # a latched episode heard again (restart)
-        part = part.subset(np.isin(part.episode, new))
+        new = part.episodes.tolist()
         with self.lock:
             self.dataset.append(part.obs, part.act, part.next_obs, part.episode, part.time)
             try:
@@ -109,7 +100,7 @@ class DynamicsLearnerNode(Node):
 
     def maybe_fit(self) -> None:
         config = self.params[LearnerConfig]
-        if self.worker is not None and self.worker.is_alive():
+        if self.worker.busy:
             return
         with self.lock:
             size = len(self.dataset)
@@ -120,8 +111,7 @@ class DynamicsLearnerNode(Node):
         with self.lock:
             data = self.dataset.subset(slice(None))
         self.last_fit = time.monotonic()
-        self.worker = threading.Thread(target=self.fit, args=(data,), name="fit", daemon=True)
-        self.worker.start()
+        self.worker.start(self.fit, data)
 
     def fit(self, data: TransitionDataset) -> None:
         """Worker thread: fit a fresh model on ``data``; save, publish, report."""
@@ -151,13 +141,8 @@ class DynamicsLearnerNode(Node):
         self.get_logger().info(f"fit {self.fits}: {model.name} on {len(data)} transitions in {report.seconds:.1f} s")
 
     def close(self) -> None:
-        """Wait for a fit in progress: its checkpoint is written atomically either way, but
-        a process must not exit under a thread that is inside torch. (Printed, not logged:
-        after Ctrl-C the context that carries /rosout is already shut down.)"""
-        if self.worker is not None and self.worker.is_alive():
-            print("[dynamics_learner] waiting for the fit in progress to finish", file=sys.stderr, flush=True)
-            self.worker.join()
-
+        """Wait for a fit in progress (its checkpoint is written atomically either way)."""
+        self.worker.join(self.get_name())
 
 def main(args: list[str] | None = None) -> None:
     spin(DynamicsLearnerNode, args)

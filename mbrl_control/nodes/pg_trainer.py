@@ -45,8 +45,8 @@ from mbrl_control.loops.policy_search import GOAL_POOL, ImaginedPolicyTrainer
 from mbrl_control.models import load_model
 from mbrl_control.models.base import DynamicsModel
 from mbrl_control.nodes.common import (
-    CONTROL, DIAGNOSTICS, EPISODES, EPISODES_TOPIC, LATCHED, MODEL_TOPIC, POLICY_TOPIC, LatestCheckpoint, bind_arm,
-    bytes_message, spin, status,
+    CONTROL, DIAGNOSTICS, EPISODES, EPISODES_TOPIC, LATCHED, MODEL_TOPIC, POLICY_TOPIC, LatestCheckpoint, Worker,
+    bind_arm, bytes_message, new_episodes, spin, status,
 )
 from mbrl_control.nodes.params import ParameterBinding
 from mbrl_control.planning.mpc import OPTIMIZER_CONFIGS, MPCConfig, MPCController
@@ -92,7 +92,7 @@ class PolicyTrainerNode(Node):
         self.dataset = TransitionDataset(self.arm.obs_dim, self.arm.n)
         self.episodes_seen: set[int] = set()
         self.labels = self._load_labels()
-        self.worker: threading.Thread | None = None
+        self.worker = Worker("training round")
         self.last_round = -float("inf")
         self.trained_on: tuple[int, int] = (-1, -1)  # (models loaded, transitions) of the last round
         self.policy_pub = self.create_publisher(UInt8MultiArray, POLICY_TOPIC, LATCHED)
@@ -142,24 +142,15 @@ class PolicyTrainerNode(Node):
 
     # -- data --------------------------------------------------------------------------
     def on_episode(self, msg: UInt8MultiArray) -> None:
-        try:
-            part = TransitionDataset.load(bytes(msg.data))
-        except CheckpointError as err:
-            self.get_logger().error(f"episode refused: {err}")
-            return
-        if (part.obs_dim, part.act_dim) != (self.arm.obs_dim, self.arm.n):
-            self.get_logger().error(f"episode refused: obs_dim={part.obs_dim}, act_dim={part.act_dim} is not this arm's")
-            return
         with self.lock:
-            new = [e for e in part.episodes.tolist() if e not in self.episodes_seen and e not in set(self.dataset.episodes.tolist())]
-            if new:
-                part = part.subset(np.isin(part.episode, new))
+            part = new_episodes(self, msg, self.arm, self.episodes_seen | set(self.dataset.episodes.tolist()))
+            if part is not None:
                 self.dataset.append(part.obs, part.act, part.next_obs, part.episode, part.time)
 
     # -- training rounds ---------------------------------------------------------------
     def maybe_train(self) -> None:
         config = self.params[TrainerConfig]
-        if self.worker is not None and self.worker.is_alive():
+        if self.worker.busy:
             return
         model = self.model.value
         with self.lock:
@@ -170,8 +161,7 @@ class PolicyTrainerNode(Node):
             return  # nothing new to label or clone
         self.last_round = time.monotonic()
         self.trained_on = (self.model.loaded, size)
-        self.worker = threading.Thread(target=self.train_round, args=(model,), name="train", daemon=True)
-        self.worker.start()
+        self.worker.start(self.train_round, model)
 
     def train_round(self, model: DynamicsModel) -> None:
         """Worker thread: one round; save, publish, report."""
@@ -221,11 +211,7 @@ class PolicyTrainerNode(Node):
         return losses[-1], "behaviour-cloning NLL"
 
     def close(self) -> None:
-        """Wait for a round in progress (a process must not exit under a thread inside torch)."""
-        if self.worker is not None and self.worker.is_alive():
-            print("[pg_trainer] waiting for the training round in progress to finish", file=sys.stderr, flush=True)
-            self.worker.join()
-
+        self.worker.join(self.get_name())
 
 def main(args: list[str] | None = None) -> None:
     spin(PolicyTrainerNode, args)
