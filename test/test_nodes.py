@@ -252,3 +252,15 @@ def test_the_trainer_publishes_policies_the_controller_runs_and_resumes_after_a_
         obs = transitions.obs[:20]
         with torch.no_grad():
             np.testing.assert_allclose(controller.policy.value.act(obs), saved.act(obs), atol=1e-6)
+
+
+def test_a_controller_joint_order_from_the_parameters_orders_the_commands():
+    """``joints`` (a string array) set at start reorders the commands, as a ros2_control
+    configuration with another joint order needs."""
+    order = ["wrist_roll", "wrist_flex", "elbow_flex", "shoulder_lift", "shoulder_pan"]
+    graph = Graph(("mpc_planner",), "sim.yaml", False)
+    with RunningGraph(graph, {"mpc_planner": {"joints": order}}) as running:
+        planner = running.nodes["mpc_planner"]
+        assert list(planner.arm.controller_joints) == order
+        command = np.arange(5.0)  # chain order
+        assert planner.arm.to_controller(command).tolist() == [4.0, 3.0, 2.0, 1.0, 0.0]
