@@ -144,6 +144,7 @@ class DynamicsLearnerNode(Node):
         """Wait for a fit in progress (its checkpoint is written atomically either way)."""
         self.worker.join(self.get_name())
 
+
 def main(args: list[str] | None = None) -> None:
     spin(DynamicsLearnerNode, args)
 

@@ -90,8 +90,8 @@ class PolicyTrainerNode(Node):
         self.trainer = self._make_trainer()
         self.lock = threading.Lock()  # guards dataset
         self.dataset = TransitionDataset(self.arm.obs_dim, self.arm.n)
-        self.episodes_seen: set[int] = set()
         self.labels = self._load_labels()
+        self.episodes_seen = set(self.labels.episodes.tolist())  # labelled already
         self.worker = Worker("training round")
         self.last_round = -float("inf")
         self.trained_on: tuple[int, int] = (-1, -1)  # (models loaded, transitions) of the last round
@@ -136,7 +136,6 @@ class PolicyTrainerNode(Node):
         except CheckpointError as err:
             self.get_logger().error(f"{self.policy_path} not resumed, training a new policy: {err}")
             return
-        self.episodes_seen = set(self.labels.episodes.tolist())
         self.policy_pub.publish(bytes_message(self.policy_path.read_bytes()))
         self.get_logger().info(f"resumed and republished {self.policy_path}")
 
@@ -212,6 +211,7 @@ class PolicyTrainerNode(Node):
 
     def close(self) -> None:
         self.worker.join(self.get_name())
+
 
 def main(args: list[str] | None = None) -> None:
     spin(PolicyTrainerNode, args)
