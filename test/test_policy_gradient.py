@@ -299,6 +299,35 @@ def test_dagger_distils_an_expert_into_a_policy():
     assert result.iterations[-1].success_rate >= 0.9
 
 
+def test_dagger_relabels_visited_states_with_goals_from_the_task():
+    from mbrl_control.policies.imitation import dagger
+
+    result = dagger(PointMass(), optimal_point_mass_action, iterations=2, episodes_per_iteration=2, eval_episodes=2,
+                    epochs=2, relabelled_goals=2)
+    assert [it.labels for it in result.iterations] == [120, 240]
+    assert result.env_steps == 80  # relabelling costs no steps
+    obs = result.obs.reshape(4, 3, 20, 2)  # episode, (visited, goal 1, goal 2), step, [x, goal]
+    assert np.array_equal(obs[:, 1:, :, 0], np.repeat(obs[:, :1, :, 0], 2, axis=1))  # the same states
+    goals = obs[..., 1]
+    assert (goals == goals[..., :1]).all()  # one goal per pass
+    assert len(np.unique(goals[..., 0])) == 12  # each pass a new one
+    assert np.allclose(result.actions, [optimal_point_mass_action(o) for o in result.obs])  # labelled by the expert
+    with pytest.raises(ValueError, match="relabelled_goals = 1: PendulumEnv has no goal_dims"):
+        dagger(gym.make("Pendulum-v1"), lambda obs: np.zeros(1), iterations=1, relabelled_goals=1)
+
+
+def test_relabelled_goals_teach_a_policy_goals_its_episodes_never_had():
+    from mbrl_control.policies.imitation import dagger
+
+    def one_episode(relabelled_goals):
+        return dagger(PointMass(), optimal_point_mass_action, iterations=2, episodes_per_iteration=1, eval_episodes=20,
+                      epochs=100, relabelled_goals=relabelled_goals).iterations[-1]
+
+    alone, relabelled = one_episode(0), one_episode(8)
+    assert relabelled.success_rate >= alone.success_rate + 0.3, (alone, relabelled)
+    assert relabelled.mean_return > alone.mean_return
+
+
 def test_imagined_env_follows_the_model_and_restarts_with_new_goals():
     from mbrl_control.loops.policy_search import ImaginedEnv
 

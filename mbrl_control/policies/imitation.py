@@ -8,6 +8,11 @@ aggregate:
 
     D ← expert rollouts;  π ← BC(D)
     repeat: run π, label its states s with a* = expert(s), D ← D ∪ {(s, a*)}, π ← BC(D)
+
+For a goal-conditioned task (the observation ends in the goal) the expert can also label each
+visited episode again with other goals from the task: the same states, in time order, with
+the goal part replaced. A reaching policy must generalise across goals, and a few episodes
+show it only a few; relabelled goals cost expert compute but no steps on the arm.
 """
 
 from __future__ import annotations
@@ -106,6 +111,7 @@ def dagger(
     epochs: int = 100,
     learning_rate: float = 1e-3,
     reset_expert: Callable[[], None] | None = None,
+    relabelled_goals: int = 0,
     progress: bool = False,
     **network: object,
 ) -> DaggerResult:
@@ -114,6 +120,8 @@ def dagger(
     Iteration 0 rolls out the expert (behaviour cloning data); each later iteration rolls
     out the policy's mean action and labels every visited state with the expert's action.
     ``reset_expert`` is called at each episode start (an MPC controller's warm start).
+    ``relabelled_goals`` > 0 needs ``env.unwrapped.goal_dims`` and ``sample_goal()``: after
+    each episode the expert labels its states again for that many goals drawn from the task.
 
     Args:
         **network: :class:`PolicyConfig` network fields (``hidden``, ``layers``,
@@ -123,6 +131,10 @@ def dagger(
     torch.manual_seed(cfg.seed)
     space = env.action_space
     policy, _ = make_networks(env.observation_space.shape[0], space.low, space.high, cfg)
+    task = env.unwrapped
+    goal_dims = int(getattr(task, "goal_dims", 0))
+    if relabelled_goals > 0 and not (goal_dims > 0 and hasattr(task, "sample_goal")):
+        raise ValueError(f"relabelled_goals = {relabelled_goals}: {type(task).__name__} has no goal_dims and sample_goal() to relabel with")
     result = DaggerResult(policy)
     all_obs: list[np.ndarray] = []
     all_actions: list[np.ndarray] = []
@@ -139,17 +151,25 @@ def dagger(
             episode += 1
             if reset_expert is not None:
                 reset_expert()
-            done = False
+            done, visited = False, []
             while not done:
                 start = time.perf_counter()
                 label = np.asarray(expert(obs), dtype=np.float64)
                 expert_seconds += time.perf_counter() - start
-                all_obs.append(obs)
+                visited.append(obs)
                 all_actions.append(label)
                 action = label if iteration == 0 else policy.act(obs)
                 obs, _, terminated, truncated, _ = env.step(action.astype(space.dtype))
                 result.env_steps += 1
                 done = terminated or truncated
+            all_obs += visited
+            start = time.perf_counter()
+            for _ in range(relabelled_goals):
+                states = np.array(visited)
+                states[:, -goal_dims:] = task.sample_goal()
+                all_obs += list(states)
+                all_actions += list(label_states(expert, states, np.zeros(len(states)), reset_expert))
+            expert_seconds += time.perf_counter() - start
         losses = behaviour_cloning(policy, np.array(all_obs), np.array(all_actions), epochs, learning_rate=learning_rate, seed=seed + iteration)
         stats: EpisodeStats = evaluate(policy, env, eval_episodes, seed=10_000_019)
         result.iterations.append(DaggerIteration(
