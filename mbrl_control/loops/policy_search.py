@@ -265,6 +265,7 @@ def train_policy_in_model(
     dynamics = make_model(model, obs_dim, act_dim, **{"goal_dims": getattr(env.unwrapped, "goal_dims", 0), **(model_overrides or {}), "seed": seed})
     goals = None
     if getattr(env.unwrapped, "goal_dims", 0) and hasattr(env.unwrapped, "sample_goal"):
+        env.reset(seed=seed)  # the goals come from the env's generator: seeded, not from the OS
         goals = np.array([env.unwrapped.sample_goal() for _ in range(GOAL_POOL)])
     trainer = ImaginedPolicyTrainer(obs_space, act_space, reward_fn, method, cfg, goals)
     policy = trainer.policy
