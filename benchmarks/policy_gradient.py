@@ -10,7 +10,10 @@ rewards), and the project's PPO and TRPO at the same hyperparameters, so the com
 of implementations. One difference is chosen: the project's PPO and PPO-KL squash their
 Gaussian with tanh (the ``squash`` option) where SB3 clips its samples; on Reacher that
 moved the project's PPO from -8.66 to -7.95 at 100k steps (3 seeds). Its TRPO clips:
-squashed, it gained on Reacher (-5.68 vs -6.27) but lost on ArmReach (-16.0, -17.1 vs -15.0). Reported: mean (± std over seeds) return of the deterministic policy
+squashed, it gained on Reacher (-5.68 vs -6.27) but lost on ArmReach (-16.0, -17.1 vs -15.0).
+VecNormalize's reward scaling is the project's ``normalize_reward`` option, off here: on TRPO
+it moved ArmReach to -14.06 (from -14.98) but Reacher to -6.59 (from -6.27), 3 seeds each.
+Reported: mean (± std over seeds) return of the deterministic policy
 over 10 evaluation episodes at the first evaluation at or past 10k/25k/50k/100k steps, and
 environment steps per second of training (evaluation excluded), both sides measured in the
 same run, one torch thread per process (``--workers`` processes at a time).

@@ -227,6 +227,39 @@ def test_ppo_and_trpo_learn_to_move_a_point_mass_to_its_goal(algo, steps, settin
         assert all(u["kl"] <= 0.02 + 1e-9 for u in result.updates)
 
 
+def reward_batch(rewards: torch.Tensor, episode_length: int, start: int = 0):
+    """A Batch of rewards [T, N] from step ``start`` of a run whose episodes last ``episode_length``."""
+    from mbrl_control.policies.rollout import Batch
+
+    T, N = rewards.shape
+    timesteps = ((start + torch.arange(T)) % episode_length).unsqueeze(1).expand(T, N)
+    return Batch(obs=torch.zeros(T, N, 2), next_obs=torch.zeros(T, N, 2), raw_actions=torch.zeros(T, N, 1), rewards=rewards,
+                 terminated=torch.zeros(T, N, dtype=torch.bool), ends=timesteps == episode_length - 1, timesteps=timesteps)
+
+
+def test_reward_normalisation_gives_discounted_returns_unit_scale_in_any_units():
+    from mbrl_control.policies.config import PolicyConfig
+    from mbrl_control.policies.train import make_networks
+    from mbrl_control.policies.trust_region import TRPO
+
+    def learner():
+        cfg = PolicyConfig(gamma=0.9, normalize_reward=True)
+        return TRPO(*make_networks(2, np.array([-1.0]), np.array([1.0]), cfg), cfg)
+
+    rewards = -torch.rand(400, 2, generator=torch.Generator().manual_seed(0))
+    scaled = learner().scale_rewards(reward_batch(rewards, 50))
+    torch.testing.assert_close(learner().scale_rewards(reward_batch(1000 * rewards, 50)), scaled)  # units do not matter
+    discounted = [scaled[t - t % 50 : t + 1, 0].flip(0) @ 0.9 ** torch.arange(t % 50 + 1.0) for t in range(400)]
+    assert 0.8 < torch.stack(discounted).std().item() < 1.25  # R_t = γ R_{t-1} + r_t from each episode's start
+    # the running return carries across batches: two batches give the statistics of both at once
+    halves = learner()
+    halves.scale_rewards(reward_batch(rewards[:175], 50))
+    halves.scale_rewards(reward_batch(rewards[175:], 50, start=175))
+    whole = learner()
+    whole.scale_rewards(reward_batch(rewards, 50))
+    torch.testing.assert_close(halves.return_stats.var, whole.return_stats.var)
+
+
 def test_bad_settings_are_refused_with_the_reason():
     with pytest.raises(ConfigError, match="algo"):
         train_policy(PointMass, algo="sac", total_steps=10)
@@ -239,11 +272,11 @@ def test_bad_settings_are_refused_with_the_reason():
 # -- checkpoints -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def short_run():
-    return train_policy(PointMass, algo="ppo_kl", total_steps=2000, seed=3, n_steps=500, eval_every=1000, eval_episodes=3)
+    return train_policy(PointMass, algo="ppo_kl", total_steps=2000, seed=3, n_steps=500, eval_every=1000, eval_episodes=3, normalize_reward=True)
 
 
 def test_same_seed_same_run(short_run):
-    again = train_policy(PointMass, algo="ppo_kl", total_steps=2000, seed=3, n_steps=500, eval_every=1000, eval_episodes=3)
+    again = train_policy(PointMass, algo="ppo_kl", total_steps=2000, seed=3, n_steps=500, eval_every=1000, eval_episodes=3, normalize_reward=True)
     assert again.eval_curve == short_run.eval_curve
 
 
@@ -277,12 +310,14 @@ def test_training_resumes_where_the_checkpoint_left_off(short_run, tmp_path):
     from mbrl_control.policies import save_policy
 
     path = save_policy(short_run, tmp_path / "policy.pt")
-    resumed = train_policy(PointMass, algo="ppo_kl", total_steps=3000, seed=3, n_steps=500, eval_every=1000, eval_episodes=3, resume=path)
+    resumed = train_policy(PointMass, algo="ppo_kl", total_steps=3000, seed=3, n_steps=500, eval_every=1000, eval_episodes=3,
+                           normalize_reward=True, resume=path)
     assert resumed.env_steps == 3000
     assert resumed.eval_curve[: len(short_run.eval_curve)] == short_run.eval_curve
     assert [s for s, _ in resumed.eval_curve] == [0, 1000, 2000, 3000]
     assert len(resumed.updates) == 2  # only the new batches
     assert resumed.policy.obs_norm.count.item() == 3000
+    assert resumed.learner_state["return_stats"]["count"].item() == 3000  # the reward scale resumed too
 
 
 # -- with a learned model -----------------------------------------------------------------------------

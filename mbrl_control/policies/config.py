@@ -23,6 +23,7 @@ class PolicyConfig(Config):
     gamma: float = param(0.99, "Discount γ.", low=0.0, high=1.0)
     gae_lambda: float = param(0.95, "GAE λ (a2c, npg, trpo, ppo, ppo_kl).", low=0.0, high=1.0)
     normalize_obs: bool = param(True, "Standardise observations by running statistics stored in the policy.")
+    normalize_reward: bool = param(False, "Divide rewards by the running standard deviation of the discounted return (value targets near unit scale, as VecNormalize).")
     # networks
     hidden: int = param(64, "Width of each hidden layer (policy and value).", low=1, high=4096)
     layers: int = param(2, "Hidden layers (policy and value).", low=1, high=16)

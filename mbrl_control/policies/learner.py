@@ -13,7 +13,7 @@ from torch.distributions import Normal
 
 from mbrl_control.policies.advantages import gae, n_step_advantages
 from mbrl_control.policies.config import PolicyConfig
-from mbrl_control.policies.networks import GaussianPolicy, ValueNetwork
+from mbrl_control.policies.networks import GaussianPolicy, RunningNormalizer, ValueNetwork
 from mbrl_control.policies.rollout import Batch
 
 
@@ -24,7 +24,8 @@ class Prepared:
     Attributes:
         obs [B, obs_dim], raw_actions [B, A], old_log_probs [B], values [B] (V(s_t)),
         old_mean, old_std [B, A] (the behaviour distribution, for KL terms);
-        time-major ``values_tn`` and ``next_values_tn`` [T, N] for return computations.
+        time-major ``values_tn`` and ``next_values_tn`` [T, N] for return computations;
+        ``rewards`` [T, N]: the batch's, scaled when ``normalize_reward`` is set.
     """
 
     obs: torch.Tensor
@@ -35,6 +36,7 @@ class Prepared:
     old_std: torch.Tensor
     values_tn: torch.Tensor
     next_values_tn: torch.Tensor
+    rewards: torch.Tensor
 
 
 def gaussian_kl(old_mean: torch.Tensor, old_std: torch.Tensor, new: Normal) -> torch.Tensor:
@@ -58,6 +60,8 @@ class Learner(ABC):
         self.policy, self.value, self.config = policy, value, config
         self.value_optimizer = torch.optim.Adam(value.parameters(), lr=config.value_learning_rate)
         self.generator = torch.Generator().manual_seed(config.seed + 1)
+        self.return_stats = RunningNormalizer(1)  # of the discounted return R_t, for normalize_reward
+        self.discounted_return = torch.zeros(0, dtype=torch.float64)  # R_t of each environment [N]
 
     @abstractmethod
     def update(self, batch: Batch) -> dict[str, float]:
@@ -73,16 +77,34 @@ class Learner(ABC):
             values = self.value(obs)
             next_values = self.value(batch.next_obs.flatten(0, 1))
             log_probs = self.policy._log_prob(dist, raw)
-        return Prepared(obs, raw, log_probs, values, dist.mean, dist.stddev, values.view(T, N), next_values.view(T, N))
+        rewards = self.scale_rewards(batch) if self.config.normalize_reward else batch.rewards
+        return Prepared(obs, raw, log_probs, values, dist.mean, dist.stddev, values.view(T, N), next_values.view(T, N), rewards)
+
+    def scale_rewards(self, batch: Batch) -> torch.Tensor:
+        """Rewards [T, N] divided by the running standard deviation of the discounted return
+        ``R_t = γ R_{t-1} + r_t`` (restarted at episode ends, carried across batches), clipped
+        to ±10. Only the scale changes, so the optimal policy does not."""
+        T, N = batch.rewards.shape
+        if len(self.discounted_return) != N:
+            self.discounted_return = torch.zeros(N, dtype=torch.float64)
+        returns, R = torch.empty(T, N, dtype=torch.float64), self.discounted_return
+        for t in range(T):
+            R = self.config.gamma * R + batch.rewards[t]
+            returns[t] = R
+            R = R.masked_fill(batch.ends[t], 0.0)
+        self.discounted_return = R
+        self.return_stats.update(returns.reshape(-1, 1))
+        scale = torch.sqrt(self.return_stats.var + 1e-8).to(batch.rewards.dtype)
+        return (batch.rewards / scale).clamp(-10.0, 10.0)
 
     def estimate(self, batch: Batch) -> tuple[Prepared, torch.Tensor, torch.Tensor]:
         """The prepared batch, advantages ``Â`` [B] by GAE(γ, λ) or n-step returns
         (``config.advantage``), and the value targets ``Â + V(s)`` [B]."""
         cfg, p = self.config, self.prepare(batch)
         if cfg.advantage == "n_step":
-            advantages = n_step_advantages(batch.rewards, p.values_tn, p.next_values_tn, batch.terminated, batch.ends, cfg.gamma, cfg.n_step)
+            advantages = n_step_advantages(p.rewards, p.values_tn, p.next_values_tn, batch.terminated, batch.ends, cfg.gamma, cfg.n_step)
         else:
-            advantages = gae(batch.rewards, p.values_tn, p.next_values_tn, batch.terminated, batch.ends, cfg.gamma, cfg.gae_lambda)
+            advantages = gae(p.rewards, p.values_tn, p.next_values_tn, batch.terminated, batch.ends, cfg.gamma, cfg.gae_lambda)
         advantages = advantages.flatten()
         return p, advantages, advantages + p.values
 
@@ -109,8 +131,12 @@ class Learner(ABC):
 
     def state_dict(self) -> dict[str, Any]:
         """Optimiser states and schedules, for resuming."""
-        return {"value_optimizer": self.value_optimizer.state_dict(), "generator": self.generator.get_state()}
+        return {"value_optimizer": self.value_optimizer.state_dict(), "generator": self.generator.get_state(),
+                "return_stats": self.return_stats.state_dict(), "discounted_return": self.discounted_return}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.value_optimizer.load_state_dict(state["value_optimizer"])
         self.generator.set_state(state["generator"])
+        if "return_stats" in state:  # checkpoints from before normalize_reward lack them
+            self.return_stats.load_state_dict(state["return_stats"])
+            self.discounted_return = state["discounted_return"]

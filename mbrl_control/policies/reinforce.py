@@ -93,10 +93,10 @@ class Reinforce(Learner):
     def update(self, batch: Batch) -> dict[str, float]:
         cfg, p = self.config, self.prepare(batch)
         if cfg.returns == "total":
-            returns_tn = total_return(batch.rewards, batch.terminated, batch.ends, cfg.gamma)
+            returns_tn = total_return(p.rewards, batch.terminated, batch.ends, cfg.gamma)
         else:  # a learned baseline also bootstraps the episodes the batch cut off
             bootstrap = p.next_values_tn if cfg.baseline == "value" else None
-            returns_tn = reward_to_go(batch.rewards, batch.terminated, batch.ends, cfg.gamma, bootstrap)
+            returns_tn = reward_to_go(p.rewards, batch.terminated, batch.ends, cfg.gamma, bootstrap)
         returns = returns_tn.flatten()
         weights = discount_weights(batch.timesteps, cfg.gamma).flatten() if cfg.discount_option == 2 else None
         signal = returns - p.values if cfg.baseline == "value" else returns
