@@ -112,6 +112,7 @@ def test_target_reached_by_moving_the_joints_there():
     assert info["success"], info
     assert info["distance"] < env.config.success_distance
     assert reward > -env.config.success_distance - env.config.action_cost * 5
+    assert np.linalg.norm(env.achieved_goal(obs) - target) == pytest.approx(info["distance"], abs=1e-6)  # the end effector
 
 
 def test_episode_length_and_truncation():

@@ -203,6 +203,10 @@ class PointMass(gym.Env):
         return self.np_random.uniform(-1, 1, size=1)
 
     @staticmethod
+    def achieved_goal(obs):
+        return obs[..., :1]
+
+    @staticmethod
     def reward_fn(obs, act, next_obs):
         """The reward, batched in torch: -|x' - goal|."""
         return -(next_obs[:, 0] - next_obs[:, 1]).abs()
@@ -349,6 +353,22 @@ def test_dagger_relabels_visited_states_with_goals_from_the_task():
     assert np.allclose(result.actions, [optimal_point_mass_action(o) for o in result.obs])  # labelled by the expert
     with pytest.raises(ValueError, match="relabelled_goals = 1: PendulumEnv has no goal_dims"):
         dagger(gym.make("Pendulum-v1"), lambda obs: np.zeros(1), iterations=1, relabelled_goals=1)
+
+
+def test_hindsight_goals_are_places_the_episode_reached():
+    from mbrl_control.policies.imitation import dagger
+
+    result = dagger(PointMass(), optimal_point_mass_action, iterations=2, episodes_per_iteration=2, eval_episodes=2,
+                    epochs=2, relabelled_goals=1, hindsight_goals=2)
+    assert result.env_steps == 80 and len(result.obs) == 4 * 4 * 20
+    obs = result.obs.reshape(4, 4, 20, 2)  # episode, (visited, task goal, hindsight 1, hindsight 2), step, [x, goal]
+    assert np.array_equal(obs[:, 1:, :, 0], np.repeat(obs[:, :1, :, 0], 3, axis=1))  # the same states
+    for episode in obs:
+        for goal in episode[2:, 0, 1]:
+            assert np.isclose(episode[0, :, 0], goal).any()  # an x the episode reached
+    assert np.allclose(result.actions, [optimal_point_mass_action(o) for o in result.obs])
+    with pytest.raises(ValueError, match="hindsight_goals = 2: PendulumEnv has no goal_dims and achieved_goal"):
+        dagger(gym.make("Pendulum-v1"), lambda obs: np.zeros(1), iterations=1, hindsight_goals=2)
 
 
 def test_relabelled_goals_teach_a_policy_goals_its_episodes_never_had():

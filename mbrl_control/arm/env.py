@@ -11,7 +11,7 @@ import numpy as np
 from mbrl_control.arm.kinematics import ForwardKinematics
 from mbrl_control.arm.model import CAMERA, COLLISION_GROUP
 from mbrl_control.arm.commands import JointTargets
-from mbrl_control.arm.reach import ReachConfig, observe, reach_reward
+from mbrl_control.arm.reach import EE, ReachConfig, observe, reach_reward
 from mbrl_control.arm.sim import ArmSim, SimConfig
 from mbrl_control.config import split_overrides
 
@@ -151,6 +151,12 @@ class ArmReach(gym.Env):
         """A goal [goal_dims] from the task's distribution (:meth:`sample_target`), for
         learners that imagine episodes with new goals."""
         return self.sample_target()
+
+    @staticmethod
+    def achieved_goal(obs: np.ndarray) -> np.ndarray:
+        """The goal [..., goal_dims] that ``obs`` [..., obs_dim] has reached: its end
+        effector, for learners that relabel episodes in hindsight."""
+        return obs[..., EE]
 
     def _observe(self) -> np.ndarray:
         q, qd = self.sim.measure()

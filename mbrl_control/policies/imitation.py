@@ -12,7 +12,10 @@ aggregate:
 For a goal-conditioned task (the observation ends in the goal) the expert can also label each
 visited episode again with other goals from the task: the same states, in time order, with
 the goal part replaced. A reaching policy must generalise across goals, and a few episodes
-show it only a few; relabelled goals cost expert compute but no steps on the arm.
+show it only a few; relabelled goals cost expert compute but no steps on the arm. Goals drawn
+from the task are mostly far from where the episode went; *hindsight* goals (as in hindsight
+experience replay) are places the episode reached, so the expert also labels the last
+centimetres of an approach, where a reaching policy needs its precision.
 """
 
 from __future__ import annotations
@@ -112,6 +115,7 @@ def dagger(
     learning_rate: float = 1e-3,
     reset_expert: Callable[[], None] | None = None,
     relabelled_goals: int = 0,
+    hindsight_goals: int = 0,
     progress: bool = False,
     **network: object,
 ) -> DaggerResult:
@@ -122,6 +126,8 @@ def dagger(
     ``reset_expert`` is called at each episode start (an MPC controller's warm start).
     ``relabelled_goals`` > 0 needs ``env.unwrapped.goal_dims`` and ``sample_goal()``: after
     each episode the expert labels its states again for that many goals drawn from the task.
+    ``hindsight_goals`` > 0 needs ``goal_dims`` and ``achieved_goal(obs)``: the goals are
+    what the episode achieved at uniformly drawn steps.
 
     Args:
         **network: :class:`PolicyConfig` network fields (``hidden``, ``layers``,
@@ -133,8 +139,10 @@ def dagger(
     policy, _ = make_networks(env.observation_space.shape[0], space.low, space.high, cfg)
     task = env.unwrapped
     goal_dims = int(getattr(task, "goal_dims", 0))
-    if relabelled_goals > 0 and not (goal_dims > 0 and hasattr(task, "sample_goal")):
-        raise ValueError(f"relabelled_goals = {relabelled_goals}: {type(task).__name__} has no goal_dims and sample_goal() to relabel with")
+    for name, count, method in (("relabelled_goals", relabelled_goals, "sample_goal"), ("hindsight_goals", hindsight_goals, "achieved_goal")):
+        if count > 0 and not (goal_dims > 0 and hasattr(task, method)):
+            raise ValueError(f"{name} = {count}: {type(task).__name__} has no goal_dims and {method}() to relabel with")
+    rng = np.random.default_rng(seed)
     result = DaggerResult(policy)
     all_obs: list[np.ndarray] = []
     all_actions: list[np.ndarray] = []
@@ -164,9 +172,11 @@ def dagger(
                 done = terminated or truncated
             all_obs += visited
             start = time.perf_counter()
-            for _ in range(relabelled_goals):
+            goals = [task.sample_goal() for _ in range(relabelled_goals)]
+            goals += [task.achieved_goal(visited[rng.integers(len(visited))]) for _ in range(hindsight_goals)]
+            for goal in goals:
                 states = np.array(visited)
-                states[:, -goal_dims:] = task.sample_goal()
+                states[:, -goal_dims:] = goal
                 all_obs += list(states)
                 all_actions += list(label_states(expert, states, np.zeros(len(states)), reset_expert))
             expert_seconds += time.perf_counter() - start
