@@ -2,13 +2,17 @@
 model, and backpropagation through the model (MBRL 2.0), against MPC itself.
 
     .venv/bin/python benchmarks/model_based_policies.py [--seed 0] [--mbrl-episodes 6]
-        [--dagger-iterations 20] [--relabelled-goals 3] [--search-iterations 10] [--json PATH]
+        [--dagger-iterations 20] [--relabelled-goals 1] [--hindsight-goals 2] [--search-iterations 10]
+        [--json PATH]
 
 1. ``train_mbrl`` (ensemble, CEM; the default configuration) learns a model and its MPC
    controller from ``--mbrl-episodes`` episodes; MPC is then evaluated on 10 fixed targets.
 2. DAgger distils that controller into an MLP policy (2 episodes per iteration, every
-   visited state labelled by MPC, and labelled again for ``--relabelled-goals`` other
-   targets); the policy is evaluated on the same targets.
+   visited state labelled by MPC, and labelled again for ``--relabelled-goals`` targets
+   from the task and ``--hindsight-goals`` places the episode reached); the policy is
+   evaluated on the same targets. Same controller, 16 000 labels: 3 task goals ended at 30 %
+   success, return -8.33; 1 task + 2 hindsight goals at 20 %, -7.06, with better returns
+   from the 8th iteration on (-10.2 vs -11.4 at 8 000 labels).
 3. ``train_policy_in_model`` with PPO and with backprop, from one random episode, one real
    episode per iteration.
 
@@ -59,7 +63,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mbrl-episodes", type=int, default=6)
     parser.add_argument("--dagger-iterations", type=int, default=20)
-    parser.add_argument("--relabelled-goals", type=int, default=3)
+    parser.add_argument("--relabelled-goals", type=int, default=1)
+    parser.add_argument("--hindsight-goals", type=int, default=2)
     parser.add_argument("--search-iterations", type=int, default=10)
     parser.add_argument("--skip", nargs="*", default=[], choices=["dagger", "ppo", "backprop"],
                         help="leave these out (each takes 10-30 minutes)")
@@ -83,7 +88,8 @@ def main() -> int:
     show(rows, "MPC (ensemble + CEM)")
     if "dagger" not in args.skip:
         distilled = dagger(env, controller.act, iterations=args.dagger_iterations, episodes_per_iteration=2,
-                           reset_expert=controller.reset, relabelled_goals=args.relabelled_goals, seed=args.seed,
+                           reset_expert=controller.reset, relabelled_goals=args.relabelled_goals,
+                           hindsight_goals=args.hindsight_goals, seed=args.seed,
                            hidden=256, activation="relu", progress=True)
         rows["DAgger policy (MPC expert)"] = {**evaluate_controller(distilled.policy.act, env),
                                               "env_steps": len(mbrl.dataset) + distilled.env_steps,
