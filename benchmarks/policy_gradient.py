@@ -10,7 +10,8 @@ rewards), and the project's PPO and TRPO at the same hyperparameters, so the com
 of implementations. One difference is chosen: the project's PPO and PPO-KL squash their
 Gaussian with tanh (the ``squash`` option) where SB3 clips its samples; on Reacher that
 moved the project's PPO from -8.66 to -7.95 at 100k steps (3 seeds). Its TRPO clips:
-squashed, it gained on Reacher (-5.68 vs -6.27) but lost on ArmReach (-16.0, -17.1 vs -15.0).
+squashed (at the region below), it gained on Reacher (-5.86 vs -6.66) but lost on ArmReach
+(-14.42 vs -12.75).
 sb3-contrib's TRPO averages its KL over the action dimensions as well as the states, so its
 ``target_kl`` 0.01 allows a KL of the whole action distribution of 0.01·A (0.05 on ArmReach's
 five joints, 0.02 on Reacher); the project's ``max_kl`` bounds the latter (seed 004) and gets
