@@ -9,6 +9,9 @@ aggregate:
     D ← expert rollouts;  π ← BC(D)
     repeat: run π, label its states s with a* = expert(s), D ← D ∪ {(s, a*)}, π ← BC(D)
 
+Each π is a new network fitted to all of D, as the algorithm reads; continuing to train the
+previous one did worse on ArmReach (20 % vs 40-70 % success on the same 16 000 labels).
+
 For a goal-conditioned task (the observation ends in the goal) the expert can also label each
 visited episode again with other goals from the task: the same states, in time order, with
 the goal part replaced. A reaching policy must generalise across goals, and a few episodes
@@ -134,9 +137,13 @@ def dagger(
             ``activation``, ``squash``, ``seed``...).
     """
     cfg = PolicyConfig(seed=seed).replace(**network)
-    torch.manual_seed(cfg.seed)
     space = env.action_space
-    policy, _ = make_networks(env.observation_space.shape[0], space.low, space.high, cfg)
+
+    def new_policy(iteration: int) -> GaussianPolicy:
+        torch.manual_seed(cfg.seed + iteration)
+        return make_networks(env.observation_space.shape[0], space.low, space.high, cfg)[0]
+
+    policy = new_policy(0)
     task = env.unwrapped
     goal_dims = int(getattr(task, "goal_dims", 0))
     for name, count, method in (("relabelled_goals", relabelled_goals, "sample_goal"), ("hindsight_goals", hindsight_goals, "achieved_goal")):
@@ -180,6 +187,7 @@ def dagger(
                 all_obs += list(states)
                 all_actions += list(label_states(expert, states, np.zeros(len(states)), reset_expert))
             expert_seconds += time.perf_counter() - start
+        policy = result.policy = new_policy(iteration)
         losses = behaviour_cloning(policy, np.array(all_obs), np.array(all_actions), epochs, learning_rate=learning_rate, seed=seed + iteration)
         stats: EpisodeStats = evaluate(policy, env, eval_episodes, seed=10_000_019)
         result.iterations.append(DaggerIteration(
