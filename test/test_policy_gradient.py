@@ -174,6 +174,23 @@ def test_gaussian_kl_is_zero_for_itself_and_positive_otherwise():
     assert torch.all(gaussian_kl(torch.ones(4, 2), torch.ones(4, 2), new) > 0)
 
 
+def test_relative_goal_gives_both_networks_the_goal_difference():
+    from mbrl_control.policies.networks import ValueNetwork
+
+    torch.manual_seed(0)
+    obs = torch.randn(50, 8) * torch.arange(1.0, 9.0)  # [..., achieved (3), goal (3)]
+    policy = GaussianPolicy(8, -np.ones(2), np.ones(2), hidden=(4,), relative_goal=3)
+    policy.update_obs_stats(obs)
+    features = torch.cat([obs, obs[:, 5:] - obs[:, 2:5]], dim=1)
+    assert policy.net[0].in_features == 11
+    torch.testing.assert_close(policy.obs_norm.mean, features.double().mean(0))
+    torch.testing.assert_close(policy.inputs(obs), (features - features.mean(0)) / features.std(0, unbiased=False), atol=1e-4, rtol=1e-4)
+    value = ValueNetwork(policy, hidden=(4,))
+    torch.testing.assert_close(value(obs), value.net(policy.inputs(obs)).squeeze(-1))
+    with pytest.raises(ValueError, match="relative_goal = 5: needs 0 <= 2·relative_goal <= obs_dim = 8"):
+        GaussianPolicy(8, -np.ones(2), np.ones(2), relative_goal=5)
+
+
 def test_running_normalizer_equals_the_statistics_of_everything_seen():
     data = np.random.default_rng(0).normal(3.0, 2.0, size=(1000, 4))
     norm = RunningNormalizer(4)
@@ -276,11 +293,13 @@ def test_bad_settings_are_refused_with_the_reason():
 # -- checkpoints -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def short_run():
-    return train_policy(PointMass, algo="ppo_kl", total_steps=2000, seed=3, n_steps=500, eval_every=1000, eval_episodes=3, normalize_reward=True)
+    return train_policy(PointMass, algo="ppo_kl", total_steps=2000, seed=3, n_steps=500, eval_every=1000, eval_episodes=3,
+                        normalize_reward=True, relative_goal=1)
 
 
 def test_same_seed_same_run(short_run):
-    again = train_policy(PointMass, algo="ppo_kl", total_steps=2000, seed=3, n_steps=500, eval_every=1000, eval_episodes=3, normalize_reward=True)
+    again = train_policy(PointMass, algo="ppo_kl", total_steps=2000, seed=3, n_steps=500, eval_every=1000, eval_episodes=3,
+                         normalize_reward=True, relative_goal=1)
     assert again.eval_curve == short_run.eval_curve
 
 
@@ -290,6 +309,7 @@ def test_checkpoint_carries_the_observation_statistics(short_run, tmp_path):
     path = save_policy(short_run, tmp_path / "policy.pt")
     loaded = load_policy(path, obs_dim=2, act_dim=1)
     assert loaded.obs_norm.count.item() == 2000
+    assert loaded.relative_goal == 1 and loaded.obs_norm.mean.shape == (3,)  # [x, goal, goal - x]
     obs = np.random.default_rng(0).uniform(-1, 1, size=(10, 2))
     np.testing.assert_array_equal(loaded(obs), short_run.policy(obs))
     assert loaded(obs[0]).shape == (1,)
@@ -315,7 +335,7 @@ def test_training_resumes_where_the_checkpoint_left_off(short_run, tmp_path):
 
     path = save_policy(short_run, tmp_path / "policy.pt")
     resumed = train_policy(PointMass, algo="ppo_kl", total_steps=3000, seed=3, n_steps=500, eval_every=1000, eval_episodes=3,
-                           normalize_reward=True, resume=path)
+                           normalize_reward=True, relative_goal=1, resume=path)
     assert resumed.env_steps == 3000
     assert resumed.eval_curve[: len(short_run.eval_curve)] == short_run.eval_curve
     assert [s for s, _ in resumed.eval_curve] == [0, 1000, 2000, 3000]

@@ -188,7 +188,7 @@ class ImaginedPolicyTrainer:
         if self.method == "policy_gradient":
             collector, stats = RolloutCollector(imagined, cfg.seed + self.rounds), EpisodeStats()
         elif cfg.normalize_obs:  # the policy's statistics from the real data
-            self.policy.obs_norm.update(torch.as_tensor(start_states))
+            self.policy.update_obs_stats(torch.as_tensor(start_states))
         members = getattr(model.config, "members", 1)
         for _ in range(updates):
             if self.method == "policy_gradient":

@@ -67,7 +67,7 @@ def behaviour_cloning(
     x = torch.as_tensor(obs, dtype=torch.float32)
     raw = policy.from_env(torch.as_tensor(actions, dtype=torch.float32))
     policy.obs_norm.reset()
-    policy.obs_norm.update(x)
+    policy.update_obs_stats(x)
     optimizer = torch.optim.Adam(policy.parameters(), lr=learning_rate)
     generator = torch.Generator().manual_seed(seed)
     losses = []

@@ -70,7 +70,7 @@ class Learner(ABC):
     def prepare(self, batch: Batch) -> Prepared:
         T, N = batch.rewards.shape
         if self.config.normalize_obs:
-            self.policy.obs_norm.update(batch.obs.flatten(0, 1))
+            self.policy.update_obs_stats(batch.obs.flatten(0, 1))
         obs, raw = batch.obs.flatten(0, 1), batch.raw_actions.flatten(0, 1)
         with torch.no_grad():
             dist = self.policy.distribution(obs)

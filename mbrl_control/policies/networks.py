@@ -11,7 +11,10 @@ is the *raw* action that the learner stores; the environment receives
 
 Observations are standardised by running statistics that live inside the module
 (:class:`RunningNormalizer`), so a checkpoint carries them and evaluation and deployment
-apply them without being told.
+apply them without being told. For a goal-conditioned observation that ends in the achieved
+goal and the goal, the networks can also be given their difference (``relative_goal``): the
+last centimetres of a reach are a small difference of two inputs that each span the
+workspace, which a network given only the two learns slowly.
 """
 
 from __future__ import annotations
@@ -88,6 +91,15 @@ class RunningNormalizer(nn.Module):
         return ((x - self._shift.to(x.dtype)) / self._scale.to(x.dtype)).clamp(-self.clip, self.clip)
 
 
+def with_goal_difference(obs: torch.Tensor, goal_dims: int) -> torch.Tensor:
+    """``obs`` [..., D] whose last ``2 k`` entries are [achieved goal, goal] (k =
+    ``goal_dims``), with ``goal - achieved`` [..., k] appended: [..., D + k]. k = 0: ``obs``."""
+    if goal_dims == 0:
+        return obs
+    k = goal_dims
+    return torch.cat([obs, obs[..., -k:] - obs[..., -2 * k : -k]], dim=-1)
+
+
 class GaussianPolicy(nn.Module):
     """``π_θ(u | s) = N(μ_θ(s), diag σ_θ(s)²)`` over raw actions ``u`` [B, A].
 
@@ -95,6 +107,8 @@ class GaussianPolicy(nn.Module):
         low, high: the action bounds [A] (finite).
         state_dependent_std: σ from a head of the network instead of a free ``log_std``.
         squash: tanh-squash into the bounds (else clip at the environment).
+        relative_goal: k > 0 for observations ending in [achieved goal, goal] of k dims
+            each: the networks also see ``goal - achieved`` (:func:`with_goal_difference`).
     """
 
     def __init__(
@@ -107,27 +121,40 @@ class GaussianPolicy(nn.Module):
         log_std_init: float = 0.0,
         state_dependent_std: bool = False,
         squash: bool = False,
+        relative_goal: int = 0,
     ) -> None:
         super().__init__()
+        if not 0 <= 2 * relative_goal <= obs_dim:
+            raise ValueError(f"relative_goal = {relative_goal}: needs 0 <= 2·relative_goal <= obs_dim = {obs_dim} (the observation ends in achieved goal and goal)")
         low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
         if low.shape != high.shape or low.ndim != 1 or not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(low < high)):
             raise ValueError(f"action bounds must be finite [A] arrays with low < high, got {low} and {high}")
         act_dim = len(low)
-        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.obs_dim, self.act_dim, self.relative_goal = obs_dim, act_dim, relative_goal
+        self.input_dim = obs_dim + relative_goal
         self.squash, self.state_dependent_std = squash, state_dependent_std
         self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
         self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
-        self.obs_norm = RunningNormalizer(obs_dim)
-        self.net = mlp(obs_dim, hidden, act_dim * (2 if state_dependent_std else 1), activation)
+        self.obs_norm = RunningNormalizer(self.input_dim)
+        self.net = mlp(self.input_dim, hidden, act_dim * (2 if state_dependent_std else 1), activation)
         nn.init.orthogonal_(self.net[-1].weight, 0.01)  # start near μ = 0: small first steps
         if state_dependent_std:
             nn.init.constant_(self.net[-1].bias[act_dim:], log_std_init)
         else:
             self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
 
+    def inputs(self, obs: torch.Tensor) -> torch.Tensor:
+        """What the networks see [B, input_dim] for ``obs`` [B, obs_dim]: standardised, with
+        the goal difference when ``relative_goal``."""
+        return self.obs_norm(with_goal_difference(obs, self.relative_goal))
+
+    def update_obs_stats(self, obs: torch.Tensor) -> None:
+        """Fold observations [B, obs_dim] into the statistics that :meth:`inputs` applies."""
+        self.obs_norm.update(with_goal_difference(torch.as_tensor(obs), self.relative_goal))
+
     def distribution(self, obs: torch.Tensor) -> Normal:
         """``N(μ(s), σ(s)²)`` over raw actions, batch shape [B, A] for ``obs`` [B, obs_dim]."""
-        out = self.net(self.obs_norm(obs))
+        out = self.net(self.inputs(obs))
         if self.state_dependent_std:
             mean, log_std = out.chunk(2, dim=-1)
         else:
@@ -187,14 +214,14 @@ class GaussianPolicy(nn.Module):
 
 
 class ValueNetwork(nn.Module):
-    """``V_φ(s)`` [B] for ``obs`` [B, obs_dim], on observations standardised by the
-    policy's normaliser (shared, so both see the same inputs)."""
+    """``V_φ(s)`` [B] for ``obs`` [B, obs_dim], on the policy's :meth:`~GaussianPolicy.inputs`
+    (shared, so both see the same standardised inputs)."""
 
-    def __init__(self, obs_norm: RunningNormalizer, obs_dim: int, hidden: tuple[int, ...] = (64, 64), activation: str = "tanh") -> None:
+    def __init__(self, policy: GaussianPolicy, hidden: tuple[int, ...] = (64, 64), activation: str = "tanh") -> None:
         super().__init__()
-        self.obs_norm = [obs_norm]  # a reference, not a submodule: the policy owns and saves it
-        self.net = mlp(obs_dim, hidden, 1, activation)
+        self.policy = [policy]  # a reference, not a submodule: the policy owns and saves its statistics
+        self.net = mlp(policy.input_dim, hidden, 1, activation)
         nn.init.orthogonal_(self.net[-1].weight, 1.0)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(self.obs_norm[0](obs)).squeeze(-1)
+        return self.net(self.policy[0].inputs(obs)).squeeze(-1)

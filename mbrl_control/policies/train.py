@@ -67,8 +67,9 @@ class PolicyResult:
 def make_networks(obs_dim: int, low: np.ndarray, high: np.ndarray, cfg: PolicyConfig) -> tuple[GaussianPolicy, ValueNetwork]:
     """Policy and value networks of ``cfg``'s shape."""
     hidden = (cfg.hidden,) * cfg.layers
-    policy = GaussianPolicy(obs_dim, low, high, hidden, cfg.activation, cfg.log_std_init, cfg.state_dependent_std, cfg.squash)
-    return policy, ValueNetwork(policy.obs_norm, obs_dim, hidden, cfg.activation)
+    policy = GaussianPolicy(obs_dim, low, high, hidden, cfg.activation, cfg.log_std_init, cfg.state_dependent_std,
+                            cfg.squash, cfg.relative_goal)
+    return policy, ValueNetwork(policy, hidden, cfg.activation)
 
 
 def train_policy(
