@@ -2,8 +2,9 @@
 model, and backpropagation through the model (MBRL 2.0), against MPC itself.
 
     .venv/bin/python benchmarks/model_based_policies.py [--seed 0] [--mbrl-episodes 6]
-        [--dagger-iterations 20] [--relabelled-goals 1] [--hindsight-goals 2] [--search-iterations 10]
-        [--json PATH]
+        [--dagger-iterations 20] [--relabelled-goals 1] [--hindsight-goals 2]
+        [--expert-population 200] [--expert-elites 20] [--expert-iterations 3]
+        [--search-iterations 10] [--json PATH]
 
 1. ``train_mbrl`` (ensemble, CEM; the default configuration) learns a model and its MPC
    controller from ``--mbrl-episodes`` episodes; MPC is then evaluated on 10 fixed targets.
@@ -65,11 +66,16 @@ def main() -> int:
     parser.add_argument("--dagger-iterations", type=int, default=20)
     parser.add_argument("--relabelled-goals", type=int, default=1)
     parser.add_argument("--hindsight-goals", type=int, default=2)
+    parser.add_argument("--expert-population", type=int, default=200, help="CEM samples per iteration of the labelling expert")
+    parser.add_argument("--expert-elites", type=int, default=20)
+    parser.add_argument("--expert-iterations", type=int, default=3)
     parser.add_argument("--search-iterations", type=int, default=10)
     parser.add_argument("--skip", nargs="*", default=[], choices=["dagger", "ppo", "backprop"],
                         help="leave these out (each takes 10-30 minutes)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+
+    import copy
 
     import gymnasium as gym
     import torch
@@ -87,10 +93,16 @@ def main() -> int:
 
     show(rows, "MPC (ensemble + CEM)")
     if "dagger" not in args.skip:
-        distilled = dagger(env, controller.act, iterations=args.dagger_iterations, episodes_per_iteration=2,
-                           reset_expert=controller.reset, relabelled_goals=args.relabelled_goals,
+        expert = copy.deepcopy(controller)  # the same model; more planning per label
+        budget = {"population": args.expert_population, "elites": args.expert_elites, "iterations": args.expert_iterations}
+        expert.configure(expert.config, budget)
+        name = f"MPC expert (CEM {args.expert_population}x{args.expert_iterations})"
+        rows[name] = {**evaluate_controller(expert.act, env, expert.reset), "env_steps": len(mbrl.dataset)}
+        show(rows, name)
+        distilled = dagger(env, expert.act, iterations=args.dagger_iterations, episodes_per_iteration=2,
+                           reset_expert=expert.reset, relabelled_goals=args.relabelled_goals,
                            hindsight_goals=args.hindsight_goals, seed=args.seed,
-                           hidden=256, activation="relu", progress=True)
+                           hidden=256, activation="relu", relative_goal=env.unwrapped.goal_dims, progress=True)
         rows["DAgger policy (MPC expert)"] = {**evaluate_controller(distilled.policy.act, env),
                                               "env_steps": len(mbrl.dataset) + distilled.env_steps,
                                               "labels": len(distilled.obs),
