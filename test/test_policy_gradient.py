@@ -181,8 +181,9 @@ def test_relative_goal_gives_both_networks_the_goal_difference():
     obs = torch.randn(50, 8) * torch.arange(1.0, 9.0)  # [..., achieved (3), goal (3)]
     policy = GaussianPolicy(8, -np.ones(2), np.ones(2), hidden=(4,), relative_goal=3)
     policy.update_obs_stats(obs)
-    features = torch.cat([obs, obs[:, 5:] - obs[:, 2:5]], dim=1)
-    assert policy.net[0].in_features == 11
+    delta = obs[:, 5:] - obs[:, 2:5]
+    features = torch.cat([obs, delta, delta / (delta.norm(dim=1, keepdim=True) + 0.005)], dim=1)
+    assert policy.net[0].in_features == 14
     torch.testing.assert_close(policy.obs_norm.mean, features.double().mean(0))
     torch.testing.assert_close(policy.inputs(obs), (features - features.mean(0)) / features.std(0, unbiased=False), atol=1e-4, rtol=1e-4)
     value = ValueNetwork(policy, hidden=(4,))
@@ -309,7 +310,7 @@ def test_checkpoint_carries_the_observation_statistics(short_run, tmp_path):
     path = save_policy(short_run, tmp_path / "policy.pt")
     loaded = load_policy(path, obs_dim=2, act_dim=1)
     assert loaded.obs_norm.count.item() == 2000
-    assert loaded.relative_goal == 1 and loaded.obs_norm.mean.shape == (3,)  # [x, goal, goal - x]
+    assert loaded.relative_goal == 1 and loaded.obs_norm.mean.shape == (4,)  # [x, goal, goal - x, its sign]
     obs = np.random.default_rng(0).uniform(-1, 1, size=(10, 2))
     np.testing.assert_array_equal(loaded(obs), short_run.policy(obs))
     assert loaded(obs[0]).shape == (1,)

@@ -55,7 +55,7 @@ from mbrl_control.policies.imitation import behaviour_cloning, label_states
 from mbrl_control.policies.train import save_policy
 
 METHODS = ("policy_gradient", "backprop", "dagger")
-POLICY_FIELDS = ("algo", "seed", "hidden", "layers", "activation", "squash", "relative_goal", "learning_rate")
+POLICY_FIELDS = ("algo", "seed", "hidden", "layers", "activation", "squash", "relative_goal", "goal_scale", "learning_rate")
 
 
 @dataclass(frozen=True)

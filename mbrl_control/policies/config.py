@@ -31,7 +31,8 @@ class PolicyConfig(Config):
     log_std_init: float = param(0.0, "Initial log standard deviation of the Gaussian policy.", low=-10.0, high=2.0)
     state_dependent_std: bool = param(False, "Standard deviation from a network head instead of a free parameter.")
     squash: bool = param(False, "tanh-squash actions into the bounds (with the log-prob correction) instead of clipping.")
-    relative_goal: int = param(0, "For observations ending in [achieved goal, goal] of this many dims each (3 on ArmReach), also give the networks goal - achieved (0: off).", low=0, high=1000)
+    relative_goal: int = param(0, "For observations ending in [achieved goal, goal] of this many dims each (3 on ArmReach), also give the networks δ = goal - achieved and its direction (0: off).", low=0, high=1000)
+    goal_scale: float = param(0.005, "ε of the goal direction δ/(‖δ‖ + ε) (relative_goal), in goal units: it fades to zero within about ε of the goal (m on ArmReach).", low=0.0, low_exclusive=True, high=1e6)
     # optimisation
     learning_rate: float = param(3e-4, "Adam learning rate of the policy (reinforce, a2c, ppo, ppo_kl; the value too for ppo).", low=0.0, low_exclusive=True, high=1.0)
     value_learning_rate: float = param(1e-3, "Adam learning rate of the value network (reinforce, a2c, npg, trpo).", low=0.0, low_exclusive=True, high=1.0)

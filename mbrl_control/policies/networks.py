@@ -12,9 +12,9 @@ is the *raw* action that the learner stores; the environment receives
 Observations are standardised by running statistics that live inside the module
 (:class:`RunningNormalizer`), so a checkpoint carries them and evaluation and deployment
 apply them without being told. For a goal-conditioned observation that ends in the achieved
-goal and the goal, the networks can also be given their difference (``relative_goal``): the
-last centimetres of a reach are a small difference of two inputs that each span the
-workspace, which a network given only the two learns slowly.
+goal and the goal, the networks can also be given their difference and its direction
+(``relative_goal``): the last centimetres of a reach are a small difference of two inputs
+that each span the workspace, which a network given only the two learns slowly.
 """
 
 from __future__ import annotations
@@ -91,13 +91,20 @@ class RunningNormalizer(nn.Module):
         return ((x - self._shift.to(x.dtype)) / self._scale.to(x.dtype)).clamp(-self.clip, self.clip)
 
 
-def with_goal_difference(obs: torch.Tensor, goal_dims: int) -> torch.Tensor:
+def with_goal_difference(obs: torch.Tensor, goal_dims: int, scale: float) -> torch.Tensor:
     """``obs`` [..., D] whose last ``2 k`` entries are [achieved goal, goal] (k =
-    ``goal_dims``), with ``goal - achieved`` [..., k] appended: [..., D + k]. k = 0: ``obs``."""
+    ``goal_dims``), with the difference ``δ = goal - achieved`` [..., k] and its direction
+    ``δ / (‖δ‖ + scale)`` [..., k] appended: [..., D + 2k]. k = 0: ``obs``.
+
+    The direction is what lets a network end a reach precisely: an expert's action near the
+    goal is nearly a step function of δ (a push of the same size at 2 cm as at 20 cm), which
+    a network smooths into a dead band around δ = 0 when it sees only δ; the direction keeps
+    its size down to about ``scale`` and fades to zero inside it."""
     if goal_dims == 0:
         return obs
     k = goal_dims
-    return torch.cat([obs, obs[..., -k:] - obs[..., -2 * k : -k]], dim=-1)
+    delta = obs[..., -k:] - obs[..., -2 * k : -k]
+    return torch.cat([obs, delta, delta / (torch.linalg.vector_norm(delta, dim=-1, keepdim=True) + scale)], dim=-1)
 
 
 class GaussianPolicy(nn.Module):
@@ -108,7 +115,8 @@ class GaussianPolicy(nn.Module):
         state_dependent_std: σ from a head of the network instead of a free ``log_std``.
         squash: tanh-squash into the bounds (else clip at the environment).
         relative_goal: k > 0 for observations ending in [achieved goal, goal] of k dims
-            each: the networks also see ``goal - achieved`` (:func:`with_goal_difference`).
+            each: the networks also see ``goal - achieved`` and its direction
+            (:func:`with_goal_difference`, fading inside ``goal_scale``).
     """
 
     def __init__(
@@ -122,6 +130,7 @@ class GaussianPolicy(nn.Module):
         state_dependent_std: bool = False,
         squash: bool = False,
         relative_goal: int = 0,
+        goal_scale: float = 0.005,
     ) -> None:
         super().__init__()
         if not 0 <= 2 * relative_goal <= obs_dim:
@@ -130,8 +139,8 @@ class GaussianPolicy(nn.Module):
         if low.shape != high.shape or low.ndim != 1 or not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(low < high)):
             raise ValueError(f"action bounds must be finite [A] arrays with low < high, got {low} and {high}")
         act_dim = len(low)
-        self.obs_dim, self.act_dim, self.relative_goal = obs_dim, act_dim, relative_goal
-        self.input_dim = obs_dim + relative_goal
+        self.obs_dim, self.act_dim, self.relative_goal, self.goal_scale = obs_dim, act_dim, relative_goal, goal_scale
+        self.input_dim = obs_dim + 2 * relative_goal
         self.squash, self.state_dependent_std = squash, state_dependent_std
         self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
         self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
@@ -145,12 +154,12 @@ class GaussianPolicy(nn.Module):
 
     def inputs(self, obs: torch.Tensor) -> torch.Tensor:
         """What the networks see [B, input_dim] for ``obs`` [B, obs_dim]: standardised, with
-        the goal difference when ``relative_goal``."""
-        return self.obs_norm(with_goal_difference(obs, self.relative_goal))
+        the goal difference and direction when ``relative_goal``."""
+        return self.obs_norm(with_goal_difference(obs, self.relative_goal, self.goal_scale))
 
     def update_obs_stats(self, obs: torch.Tensor) -> None:
         """Fold observations [B, obs_dim] into the statistics that :meth:`inputs` applies."""
-        self.obs_norm.update(with_goal_difference(torch.as_tensor(obs), self.relative_goal))
+        self.obs_norm.update(with_goal_difference(torch.as_tensor(obs), self.relative_goal, self.goal_scale))
 
     def distribution(self, obs: torch.Tensor) -> Normal:
         """``N(μ(s), σ(s)²)`` over raw actions, batch shape [B, A] for ``obs`` [B, obs_dim]."""
