@@ -19,6 +19,11 @@ show it only a few; relabelled goals cost expert compute but no steps on the arm
 from the task are mostly far from where the episode went; *hindsight* goals (as in hindsight
 experience replay) are places the episode reached, so the expert also labels the last
 centimetres of an approach, where a reaching policy needs its precision.
+
+What the policy needs to finish a reach is the goal's direction among its inputs
+(``relative_goal``, see :func:`~mbrl_control.policies.networks.with_goal_difference`), and
+labels with little planner noise: an expert with a larger sampling budget than the deployed
+controller costs compute offline only.
 """
 
 from __future__ import annotations
