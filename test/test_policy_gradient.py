@@ -186,6 +186,8 @@ def test_relative_goal_gives_both_networks_the_goal_difference():
     assert policy.net[0].in_features == 14
     torch.testing.assert_close(policy.obs_norm.mean, features.double().mean(0))
     torch.testing.assert_close(policy.inputs(obs), (features - features.mean(0)) / features.std(0, unbiased=False), atol=1e-4, rtol=1e-4)
+    with torch.no_grad():  # the deployed path is the distribution's mean
+        np.testing.assert_allclose(policy.act(obs.numpy()), policy.to_env(policy.distribution(obs).mean).numpy(), atol=1e-6)
     value = ValueNetwork(policy, hidden=(4,))
     torch.testing.assert_close(value(obs), value.net(policy.inputs(obs)).squeeze(-1))
     with pytest.raises(ValueError, match="relative_goal = 5: needs 0 <= 2·relative_goal <= obs_dim = 8"):

@@ -208,8 +208,9 @@ class GaussianPolicy(nn.Module):
         sample) passed through :meth:`to_env`. What a deployed policy calls."""
         x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
         single = x.ndim == 1
-        dist = self.distribution(x[None] if single else x)
-        raw = dist.mean if deterministic else dist.sample()
+        x = x[None] if single else x
+        # the mean straight from the network: no distribution object on the deployed path
+        raw = self.net(self.inputs(x))[:, : self.act_dim] if deterministic else self.distribution(x).sample()
         action = self.to_env(raw).numpy()
         return action[0] if single else action
 
