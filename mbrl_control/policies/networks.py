@@ -161,13 +161,16 @@ class GaussianPolicy(nn.Module):
         """Fold observations [B, obs_dim] into the statistics that :meth:`inputs` applies."""
         self.obs_norm.update(with_goal_difference(torch.as_tensor(obs), self.relative_goal, self.goal_scale))
 
-    def distribution(self, obs: torch.Tensor) -> Normal:
-        """``N(μ(s), σ(s)²)`` over raw actions, batch shape [B, A] for ``obs`` [B, obs_dim]."""
+    def mean_and_log_std(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``μ(s)`` and ``log σ(s)`` (unclamped), each [B, A], for ``obs`` [B, obs_dim]."""
         out = self.net(self.inputs(obs))
         if self.state_dependent_std:
-            mean, log_std = out.chunk(2, dim=-1)
-        else:
-            mean, log_std = out, self.log_std.expand_as(out)
+            return out.chunk(2, dim=-1)
+        return out, self.log_std.expand_as(out)
+
+    def distribution(self, obs: torch.Tensor) -> Normal:
+        """``N(μ(s), σ(s)²)`` over raw actions, batch shape [B, A] for ``obs`` [B, obs_dim]."""
+        mean, log_std = self.mean_and_log_std(obs)
         return Normal(mean, log_std.clamp(*LOG_STD_RANGE).exp(), validate_args=False)
 
     def log_prob(self, obs: torch.Tensor, raw_actions: torch.Tensor) -> torch.Tensor:
@@ -209,8 +212,8 @@ class GaussianPolicy(nn.Module):
         x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
         single = x.ndim == 1
         x = x[None] if single else x
-        # the mean straight from the network: no distribution object on the deployed path
-        raw = self.net(self.inputs(x))[:, : self.act_dim] if deterministic else self.distribution(x).sample()
+        # the mean without building a distribution: the deployed path
+        raw = self.mean_and_log_std(x)[0] if deterministic else self.distribution(x).sample()
         action = self.to_env(raw).numpy()
         return action[0] if single else action
 
