@@ -20,7 +20,8 @@ model, and backpropagation through the model (MBRL 2.0), against MPC itself.
    episode per iteration.
 
 Reported: success rate and mean return on the evaluation targets, the real environment steps
-each used, and the compute per action (median over the evaluation steps, 1 thread).
+each used, and the compute per action (median over the evaluation steps, 1 thread): MPC's
+``act`` and the policies as ``policy_controller`` runs them (:class:`DeployedPolicy`, numpy).
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def main() -> int:
 
     from mbrl_control import ENV_ID, train_mbrl
     from mbrl_control.loops.policy_search import train_policy_in_model
+    from mbrl_control.policies.deployed import DeployedPolicy
     from mbrl_control.policies.imitation import dagger
 
     torch.set_num_threads(1)
@@ -105,11 +107,15 @@ def main() -> int:
                            reset_expert=expert.reset, relabelled_goals=args.relabelled_goals,
                            hindsight_goals=args.hindsight_goals, seed=args.seed,
                            hidden=256, activation="relu", relative_goal=env.unwrapped.goal_dims, progress=True)
-        rows["DAgger policy (MPC expert)"] = {**evaluate_controller(distilled.policy.act, env),
+        rows["DAgger policy (MPC expert)"] = {**evaluate_controller(DeployedPolicy(distilled.policy).act, env),
                                               "env_steps": len(mbrl.dataset) + distilled.env_steps,
                                               "labels": len(distilled.obs),
                                               "curve": [(it.labels, it.success_rate) for it in distilled.iterations]}
         show(rows, "DAgger policy (MPC expert)")
+        # the same policy through torch (GaussianPolicy.act): what the numpy snapshot saves
+        rows["DAgger policy, torch forward"] = {**evaluate_controller(distilled.policy.act, env),
+                                                "env_steps": rows["DAgger policy (MPC expert)"]["env_steps"]}
+        show(rows, "DAgger policy, torch forward")
 
     for name, method, settings in (("PPO inside the model", "ppo", {}),
                                    ("backprop through the model", "backprop", {"learning_rate": 3e-3, "squash": True})):
@@ -118,7 +124,7 @@ def main() -> int:
         search = train_policy_in_model(env, method="backprop" if method == "backprop" else "policy_gradient",
                                        iterations=args.search_iterations, seed=args.seed, progress=True,
                                        hidden=256, activation="relu", **settings)
-        rows[name] = {**evaluate_controller(search.policy.act, env), "env_steps": len(search.dataset),
+        rows[name] = {**evaluate_controller(DeployedPolicy(search.policy).act, env), "env_steps": len(search.dataset),
                       "curve": search.curve}
         show(rows, name)
 

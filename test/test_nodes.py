@@ -251,7 +251,7 @@ def test_the_trainer_publishes_policies_the_controller_runs_and_resumes_after_a_
         wait_for(lambda: controller.policy.loaded >= 1, 30, "the restarted trainer's policy")
         obs = transitions.obs[:20]
         with torch.no_grad():
-            np.testing.assert_allclose(controller.policy.value.act(obs), saved.act(obs), atol=1e-6)
+            np.testing.assert_allclose(controller.policy.value.act(obs), saved.act(obs), atol=1e-5)
 
 
 def test_a_controller_joint_order_from_the_parameters_orders_the_commands():

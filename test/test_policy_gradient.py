@@ -194,6 +194,35 @@ def test_relative_goal_gives_both_networks_the_goal_difference():
         GaussianPolicy(8, -np.ones(2), np.ones(2), relative_goal=5)
 
 
+@pytest.mark.parametrize("activation", ["tanh", "relu", "silu", "elu"])
+@pytest.mark.parametrize("squash, state_dependent_std, relative_goal", [(False, False, 0), (True, True, 3)])
+def test_the_deployed_policy_acts_as_the_torch_policy(activation, squash, state_dependent_std, relative_goal):
+    """The numpy snapshot gives ``policy.act``'s actions, inside the bounds, refuses wrongly
+    sized observations, and does not follow later training."""
+    from mbrl_control.policies.deployed import DeployedPolicy
+
+    torch.manual_seed(0)
+    obs = torch.randn(64, 8) * torch.arange(1.0, 9.0) + 2.0
+    low, high = -np.linspace(0.5, 1.0, 3), np.linspace(0.2, 2.0, 3)
+    policy = GaussianPolicy(8, low, high, hidden=(32, 32), activation=activation, squash=squash,
+                            state_dependent_std=state_dependent_std, relative_goal=relative_goal)
+    policy.update_obs_stats(obs)
+    with torch.no_grad():  # weights of a trained policy's size, not the initial near-zero head
+        for parameter in policy.net.parameters():
+            parameter.add_(torch.randn_like(parameter))
+    deployed = DeployedPolicy(policy)
+    expected = policy.act(obs.numpy())
+    assert expected.min() < -0.45 and expected.max() > 0.15  # the bounds are reached or approached
+    np.testing.assert_allclose(deployed.act(obs.numpy()), expected, atol=2e-5)
+    np.testing.assert_allclose(deployed(obs[0].numpy()), expected[0], atol=2e-5)
+    assert np.all(deployed.act(obs.numpy()) >= low - 1e-6) and np.all(deployed.act(obs.numpy()) <= high + 1e-6)
+    with pytest.raises(ValueError, match=r"observation of shape \(7,\), expected \(8,\) or \(B, 8\)"):
+        deployed.act(np.zeros(7))
+    with torch.no_grad():
+        policy.net[0].weight.zero_()
+    np.testing.assert_allclose(deployed.act(obs.numpy()), expected, atol=2e-5)
+
+
 def test_running_normalizer_equals_the_statistics_of_everything_seen():
     data = np.random.default_rng(0).normal(3.0, 2.0, size=(1000, 4))
     norm = RunningNormalizer(4)

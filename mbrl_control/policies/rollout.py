@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from mbrl_control.policies.deployed import DeployedPolicy
 from mbrl_control.policies.networks import GaussianPolicy
 
 EnvFactory = Callable[[], gym.Env]
@@ -114,15 +115,15 @@ class RolloutCollector:
         )
 
 
-@torch.no_grad()
 def evaluate(policy: GaussianPolicy, env: gym.Env, episodes: int, seed: int) -> EpisodeStats:
-    """Returns of ``episodes`` episodes with the deterministic policy (its mean action)."""
-    stats = EpisodeStats()
+    """Returns of ``episodes`` episodes with the deterministic policy (its mean action), run
+    as it is deployed (:class:`DeployedPolicy`)."""
+    deployed, stats = DeployedPolicy(policy), EpisodeStats()
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
         total, length, done, info = 0.0, 0, False, {}
         while not done:
-            obs, reward, terminated, truncated, info = env.step(policy.act(obs).astype(env.action_space.dtype))
+            obs, reward, terminated, truncated, info = env.step(deployed.act(obs).astype(env.action_space.dtype))
             total, length, done = total + float(reward), length + 1, terminated or truncated
         stats.returns.append(total)
         stats.lengths.append(length)
