@@ -14,7 +14,8 @@ model, and backpropagation through the model (MBRL 2.0), against MPC itself.
    model planned with a larger CEM budget (``--expert-*``, its own row): its labels are less
    noisy, and labelling costs compute offline, not on the arm. The policy gets the goal
    difference and direction (``relative_goal``). Seed 0, 16 000 labels: 100 % success,
-   return -3.68 (MPC -4.10). Same controller, 16 000 labels, without the direction: 80 %
+   return -3.68 (MPC -4.10), 116 µs per action as deployed against MPC's 30 ms (263x;
+   through torch, its own row, 522 µs: 58x). Same controller, 16 000 labels, without the direction: 80 %
    (expert 200x3), 70 % (the deployed CEM as expert); without either: 10 %.
 3. ``train_policy_in_model`` with PPO and with backprop, from one random episode, one real
    episode per iteration.
