@@ -208,11 +208,12 @@ class GaussianPolicy(nn.Module):
     @torch.no_grad()
     def act(self, obs: np.ndarray | torch.Tensor, deterministic: bool = True) -> np.ndarray:
         """Environment action(s) for ``obs`` [obs_dim] or [B, obs_dim]: the mean (or a
-        sample) passed through :meth:`to_env`. What a deployed policy calls."""
+        sample) passed through :meth:`to_env`. On the arm the same mean action runs as a
+        numpy snapshot (:class:`~mbrl_control.policies.deployed.DeployedPolicy`)."""
         x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
         single = x.ndim == 1
         x = x[None] if single else x
-        # the mean without building a distribution: the deployed path
+        # the mean without building a distribution
         raw = self.mean_and_log_std(x)[0] if deterministic else self.distribution(x).sample()
         action = self.to_env(raw).numpy()
         return action[0] if single else action
