@@ -29,6 +29,7 @@ from mbrl_control.models import PRESETS, MODELS, make_model
 from mbrl_control.models.base import DynamicsModel, FitReport
 from mbrl_control.planning.mpc import OPTIMIZER_CONFIGS, MPCConfig, MPCController
 from mbrl_control.planning.propagation import RewardFn, TerminationFn
+from mbrl_control.tasks import env_id, make_env, task_for
 
 VERSIONS = ("0.5", "1.0", "1.5")
 
@@ -102,12 +103,14 @@ def train_mbrl(
     """Learn to act in ``env`` from scratch by model-based RL.
 
     Args:
-        env: a gymnasium ``Env`` with Box observation and action spaces, or its id.
+        env: a gymnasium ``Env`` with Box observation and action spaces, or its id (made
+            by :func:`mbrl_control.tasks.make_env`, with what its task needs).
         reward_fn: batched torch ``(obs [B, o], act [B, a], next_obs [B, o]) -> [B]``; by
-            default the env's ``unwrapped.reward_fn`` (ArmReach has one).
-        termination_fn: batched ``-> bool [B]``; by default ``unwrapped.termination_fn``
-            if the env has one. An env's ``unwrapped.goal_dims`` (the observation's trailing
-            goal entries) is passed to the model.
+            default the reward of the env's registered task (:mod:`mbrl_control.tasks`:
+            ArmReach and gymnasium's MuJoCo tasks), else the env's ``unwrapped.reward_fn``.
+        termination_fn: batched ``-> bool [B]``; by default the task's, else
+            ``unwrapped.termination_fn`` if the env has one. The task's (or the env's)
+            ``goal_dims`` (the observation's trailing goal entries) is passed to the model.
         model: ``"ensemble"`` (probabilistic ensemble), ``"gp"``, ``"mlp"`` or ``"de"``.
         planner: ``"cem"``, ``"mppi"``, ``"random"`` or ``"gradient"``.
         episodes: episodes in all, the ``seed_episodes`` random ones included.
@@ -124,12 +127,16 @@ def train_mbrl(
         ValueError: the env has no Box spaces, or no reward function is available.
     """
     if isinstance(env, str):
-        env = gym.make(env)
+        env = make_env(env)
     if not (isinstance(env.observation_space, gym.spaces.Box) and isinstance(env.action_space, gym.spaces.Box)):
         raise ValueError(f"train_mbrl needs Box observation and action spaces, got {env.observation_space} and {env.action_space}")
+    task = task_for(env)
+    if task is not None and reward_fn is None:
+        reward_fn, termination_fn = task.reward, termination_fn or task.termination_fn
     reward_fn = reward_fn or getattr(env.unwrapped, "reward_fn", None)
     if reward_fn is None:
-        raise ValueError("no reward_fn given and the env has no unwrapped.reward_fn: the planner needs a batched torch reward")
+        raise ValueError(f"no reward_fn given and no task is registered for {env_id(env)!r} (mbrl_control.tasks): "
+                         "the planner needs a batched torch reward_fn(obs, act, next_obs)")
     termination_fn = termination_fn or getattr(env.unwrapped, "termination_fn", None)
     if not 1 <= seed_episodes <= episodes:
         raise ConfigError(f"seed_episodes = {seed_episodes}: must be between 1 and episodes = {episodes}")
@@ -144,7 +151,7 @@ def train_mbrl(
     config = MBRLConfig().replace(**loop_over)
     optimizer_over.update(planner_overrides or {})
     model_over.update(model_overrides or {})
-    model_over.setdefault("goal_dims", getattr(env.unwrapped, "goal_dims", 0))
+    model_over.setdefault("goal_dims", task.goal_dims if task else getattr(env.unwrapped, "goal_dims", 0))
 
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     low, high = env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)
