@@ -32,6 +32,7 @@ from tqdm import tqdm
 from mbrl_control import ENV_ID
 from mbrl_control.data import TransitionDataset
 from mbrl_control.models import make_model
+from mbrl_control.tasks import make_env, model_layout, task_for
 
 SIZES = (200, 500, 1000, 2000, 10_000, 50_000)
 MODELS = {
@@ -44,9 +45,9 @@ HELD_OUT_EPISODES = 50
 THROUGHPUT_BATCH = 10_000
 
 
-def collect(episodes: int, seed: int) -> TransitionDataset:
+def collect(episodes: int, seed: int, **env_options) -> TransitionDataset:
     """ArmReach transitions; even episodes random, odd ones goal-directed with noise."""
-    env = gym.make(ENV_ID)
+    env = gym.make(ENV_ID, **env_options)
     sim, step = env.unwrapped.sim, env.unwrapped.config.max_joint_step
     rng = np.random.default_rng(seed)
     data = TransitionDataset(env.observation_space.shape[0], env.action_space.shape[0])
@@ -68,9 +69,9 @@ def collect(episodes: int, seed: int) -> TransitionDataset:
 
 
 def evaluate(model, test: TransitionDataset) -> dict[str, float]:
-    obs, act = torch.as_tensor(test.obs, dtype=torch.float32), torch.as_tensor(test.act, dtype=torch.float32)
+    obs, act, past = model.inputs(test)
     with torch.no_grad():
-        prediction = model.predict(obs, act)
+        prediction = model.predict(obs, act, past)
     delta = test.next_obs - test.obs
     scale = delta.std(0)
     moving = scale > 1e-9
@@ -80,16 +81,28 @@ def evaluate(model, test: TransitionDataset) -> dict[str, float]:
     if np.all(var > 0):
         metrics["nll"] = float((0.5 * (error**2 / var + np.log(2 * math.pi * var))).mean())
         metrics["coverage_2sigma"] = float((np.abs(error) <= 2 * np.sqrt(var)).mean())
-    batch = obs[:THROUGHPUT_BATCH].repeat(math.ceil(THROUGHPUT_BATCH / len(obs)), 1)[:THROUGHPUT_BATCH]
-    batch_act = act[:THROUGHPUT_BATCH].repeat(math.ceil(THROUGHPUT_BATCH / len(act)), 1)[:THROUGHPUT_BATCH]
+    repeats = math.ceil(THROUGHPUT_BATCH / len(obs))
+    batch, batch_act, batch_past = (x.repeat(repeats, *[1] * (x.ndim - 1))[:THROUGHPUT_BATCH] for x in (obs, act, past))
     seconds = []
     with torch.no_grad():
         for _ in range(3):
             start = time.perf_counter()
-            model.predict(batch, batch_act)
+            model.predict(batch, batch_act, batch_past)
             seconds.append(time.perf_counter() - start)
     metrics["rows_per_s"] = THROUGHPUT_BATCH / min(seconds)
     return metrics
+
+
+def parse_settings(pairs: list[str]) -> dict:
+    """``["a=1", "b=0.5", "c=x"]`` -> ``{"a": 1, "b": 0.5, "c": "x"}``."""
+    settings = {}
+    for pair in pairs:
+        key, _, text = pair.partition("=")
+        try:
+            settings[key] = json.loads(text)
+        except json.JSONDecodeError:
+            settings[key] = text
+    return settings
 
 
 def fmt(value: float, spec: str) -> str:
@@ -133,12 +146,18 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=Path("benchmarks/results/model_accuracy.png"))
     parser.add_argument("--threads", type=int, default=2, help="torch threads (2 = this machine's cores)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--arm", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="ArmReach settings, e.g. action_latency=2 payload_mass=0.2")
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="settings of every model, e.g. history=0")
     args = parser.parse_args()
+    env_options, model_settings = parse_settings(args.arm), parse_settings(args.set)
     torch.set_num_threads(args.threads)
 
     start = time.perf_counter()
-    pool = collect(math.ceil(max(args.sizes) / 100), seed=args.seed)
-    test = collect(HELD_OUT_EPISODES, seed=args.seed + 1)
+    pool = collect(math.ceil(max(args.sizes) / 100), seed=args.seed, **env_options)
+    test = collect(HELD_OUT_EPISODES, seed=args.seed + 1, **env_options)
+    env = make_env(ENV_ID, **env_options)
+    layout, derive = model_layout(env, task_for(env))  # as train_mbrl makes its models
     print(f"data: {len(pool)} training transitions, {len(test)} held out, "
           f"collected in {time.perf_counter() - start:.0f} s; torch threads {args.threads}", file=sys.stderr)
 
@@ -147,7 +166,7 @@ def main() -> None:
         train = pool.subset(np.arange(size))
         for key in args.models:
             label, name, overrides = MODELS[key]
-            model = make_model(name, pool.obs_dim, pool.act_dim, **overrides)
+            model = make_model(name, pool.obs_dim, pool.act_dim, derive=derive, **layout, **overrides, **model_settings)
             if key == "gp" and size > model.config.exact_limit:
                 results.append({"model": key, "size": size,
                                 "skipped": f"exact GP is O(N³); above exact_limit={model.config.exact_limit} use the sparse GP"})

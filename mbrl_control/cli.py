@@ -72,14 +72,14 @@ def train(args: argparse.Namespace) -> int:
     import gymnasium as gym
     from tqdm import tqdm
 
-    import mbrl_control  # noqa: F401  (registers the environments)
     from mbrl_control.config import ConfigError
     from mbrl_control.loops.mbrl import train_mbrl
     from mbrl_control.loops.report import write_report
+    from mbrl_control.tasks import make_env
 
     try:
         settings = parse_settings(args.set)
-        env = gym.make(args.env, **({"episode_length": args.episode_length} if args.episode_length else {}))  # ArmReach's setting
+        env = make_env(args.env, **({"episode_length": args.episode_length} if args.episode_length else {}))  # ArmReach's setting
     except (ValueError, gym.error.Error) as err:
         print(f"mbrl-control train: {err}", file=sys.stderr)
         return 2
@@ -220,7 +220,7 @@ def fit(args: argparse.Namespace) -> int:
         arm = ArmInterface.from_configs(sim, ReachConfig(max_joint_step=args.max_joint_step), args.joints or ())
         topics = Topics(args.joint_states, args.commands, args.target)
         dataset, skipped = read_transitions(args.bag, arm.kinematics, arm.targets(), arm.joint_names, topics)
-        model = make_model(args.model, arm.obs_dim, arm.n, goal_dims=3, seed=args.seed, **settings)
+        model = make_model(args.model, arm.obs_dim, arm.n, derive=arm.derive, **arm.MODEL_LAYOUT, seed=args.seed, **settings)
     except (BagError, ConfigError, ValueError, FileNotFoundError) as err:
         print(f"mbrl-control fit: {err}", file=sys.stderr)
         return 2
@@ -232,18 +232,20 @@ def fit(args: argparse.Namespace) -> int:
     report = model.fit(train)
     print(f"fitted {model.name} on {len(train)} transitions in {report.seconds:.1f} s")
     if test is not None and len(test):
-        obs, act = torch.as_tensor(test.obs, dtype=torch.float32), torch.as_tensor(test.act, dtype=torch.float32)
+        obs, act, past = model.inputs(test)
         with torch.no_grad():
-            prediction = model.predict(obs, act)
+            prediction = model.predict(obs, act, past)
         S = model.state_dim
         truth = torch.as_tensor(test.next_obs, dtype=torch.float32)[:, :S]
         error = prediction.mean[:, :S] - truth
         change = truth - obs[:, :S]
         mse = float(error.pow(2).mean())
-        nll = float((0.5 * (error.pow(2) / prediction.var[:, :S] + prediction.var[:, :S].log() + np.log(2 * np.pi))).mean())
+        var = prediction.var[:, :S]
+        nll = (f"NLL {float((0.5 * (error.pow(2) / var + var.log() + np.log(2 * np.pi))).mean()):.3f} per dimension"
+               if bool((var > 0).all()) else "no NLL (the model predicts no variance)")
         print(f"held-out ({len(test)} transitions, {len(test.episodes)} episodes): MSE {mse:.3g} "
               f"(of a change with variance {float(change.var(0).mean()):.3g}; "
-              f"predicting no change: {float(change.pow(2).mean()):.3g}), NLL {nll:.3f} per dimension")
+              f"predicting no change: {float(change.pow(2).mean()):.3g}), {nll}")
     path = model.save(args.out)
     print(f"wrote {path}  (mpc_planner: --ros-args -p model_path:={path})")
     return 0
@@ -312,13 +314,16 @@ def render(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mbrl_control.models import REGRESSORS
+    from mbrl_control.planning import OPTIMIZERS
+
     parser = argparse.ArgumentParser(prog="mbrl-control", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("train", help="learn a task from scratch by model-based RL (MPC through a learned model)")
     p.add_argument("--env", default="mbrl_control/ArmReach-v0", help="gymnasium id (default: %(default)s)")
-    p.add_argument("--model", default="ensemble", choices=("ensemble", "gp", "mlp", "de"))
-    p.add_argument("--planner", default="cem", choices=("cem", "mppi", "random", "gradient", "cem_gradient"))
+    p.add_argument("--model", default="ensemble", choices=tuple(REGRESSORS))
+    p.add_argument("--planner", default="cem", choices=tuple(OPTIMIZERS))
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed-episodes", type=int, default=1, help="episodes of random actions first")
     p.add_argument("--episode-length", type=int, default=None, help="override the env's episode length")
@@ -346,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("bringup", help="run the ROS 2 node graph in this process, as its launch file would")
     p.add_argument("graph", nargs="?", default="sim", choices=tuple(GRAPHS))
     p.add_argument("--episodes", type=int, default=0, help="stop after this many episodes (0: run until Ctrl-C)")
-    p.add_argument("--model", default="ensemble", choices=("ensemble", "pe", "de", "mlp", "gp"))
+    p.add_argument("--model", default="ensemble", choices=tuple(REGRESSORS))
     p.add_argument("--params", default=None, help="ROS parameter file (default: config/<graph's>.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="[NODE.]NAME=VALUE",
                    help="a parameter, e.g. --set mpc_planner.horizon=12 --set sim_node.real_time_factor=2")
@@ -356,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("fit", help="fit a dynamics model on a rosbag2 recording (for mpc_planner's model_path)")
     p.add_argument("--bag", required=True, help="a rosbag2 folder (mcap or sqlite3), or a folder of them")
-    p.add_argument("--model", default="ensemble", choices=("ensemble", "pe", "de", "mlp", "gp"))
+    p.add_argument("--model", default="ensemble", choices=tuple(REGRESSORS))
     p.add_argument("--out", default="model.pt", help="checkpoint to write (default: %(default)s)")
     p.add_argument("--test-fraction", type=float, default=0.2, help="episodes held out for the reported metrics")
     p.add_argument("--seed", type=int, default=0)

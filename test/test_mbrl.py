@@ -1,8 +1,6 @@
 """MPC on the arm: with the simulator as its model it reaches targets (the planner alone),
 and the model-based loop learns to beat random actions from its own data."""
 
-from types import SimpleNamespace
-
 import gymnasium as gym
 import mujoco
 import numpy as np
@@ -22,7 +20,7 @@ class SimulatorModel:
     of a rollout is the arm's full state, copied from the env when a rollout starts
     (every ``horizon`` calls) and stepped in a private simulator."""
 
-    config = SimpleNamespace(members=1)
+    members, history = 1, 0
 
     def __init__(self, env: gym.Env, horizon: int) -> None:
         self.env, self.horizon, self.calls = env.unwrapped, horizon, 0
@@ -30,7 +28,7 @@ class SimulatorModel:
         self.sim.reset(np.zeros(self.sim.n_joints), self.env.sim.target)
         self.size = mujoco.mj_stateSize(self.sim.model, STATE)
 
-    def predict_mean(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+    def predict_mean(self, obs: torch.Tensor, act: torch.Tensor, past: torch.Tensor | None = None) -> torch.Tensor:
         sim, rows = self.sim, len(obs)
         if self.calls % self.horizon == 0:  # a new rollout from the env's current state
             root = np.empty(self.size)

@@ -4,7 +4,6 @@
 import numpy as np
 import torch
 
-from mbrl_control.models.base import Prediction
 from mbrl_control.planning.mpc import MPCController
 
 from test_propagation import Integrator, distance_reward
@@ -13,18 +12,11 @@ from test_propagation import Integrator, distance_reward
 class Broken(Integrator):
     """A model that predicts NaN."""
 
-    def sample(self, obs, act, members=None, generator=None):
+    def sample(self, obs, act, past=None, noise=None, members=None, generator=None):
         return torch.full_like(obs, float("nan"))
 
-    def sample_member_blocks(self, obs, act, noise=None, generator=None):
+    def predict_mean(self, obs, act, past=None):
         return self.sample(obs, act)
-
-    def predict(self, obs, act):
-        nan = torch.full_like(obs, float("nan"))
-        return Prediction(nan, nan, nan, nan)
-
-    def predict_mean(self, obs, act):
-        return self.predict(obs, act).mean
 
 
 def controller(model=None, **overrides):

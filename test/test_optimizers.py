@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mbrl_control.config import ConfigError
-from mbrl_control.planning import CEM, MPPI, CEMGradient, GradientShooting, RandomShooting
+from mbrl_control.planning import CEM, OPTIMIZERS, colored_noise
 
 H, A = 5, 2
 LOW, HIGH = -torch.ones(A), torch.ones(A)
@@ -26,13 +26,16 @@ def himmelblau(actions: torch.Tensor) -> torch.Tensor:
 
 
 def make(name: str, horizon: int = H, **overrides):
-    cls = {"cem": CEM, "mppi": MPPI, "random": RandomShooting, "gradient": GradientShooting, "cem_gradient": CEMGradient}[name]
-    return cls(horizon, LOW, HIGH, **overrides)
+    return OPTIMIZERS[name](horizon, LOW, HIGH, **overrides)
 
 
 @pytest.mark.parametrize(
     "name, overrides, tolerance",
-    [("cem", {"iterations": 10, "population": 400, "elites": 40}, 0.02), ("gradient", {"steps": 100}, 0.01), ("mppi", {"iterations": 30, "population": 500, "temperature": 0.05, "noise_std": 0.2}, 0.05)],
+    [("cem", {"iterations": 10, "population": 400, "elites": 40}, 0.02), ("gradient", {"steps": 100}, 0.01),
+     ("mppi", {"iterations": 30, "population": 500, "temperature": 0.05, "noise_std": 0.2}, 0.05),
+     # coloured samples suit smooth sequences; this minimiser jumps from step to step
+     ("icem", {"iterations": 10, "population": 400, "elites": 40, "decay": 1.0, "execute": "mean"}, 0.05),
+     ("icem", {"iterations": 10, "population": 400, "elites": 40, "noise_exponent": 0.0}, 0.05)],
 )
 def test_finds_the_minimiser_of_a_shifted_quadratic(name, overrides, tolerance):
     result = make(name, **overrides).optimize(quadratic, generator=torch.Generator().manual_seed(0))
@@ -43,7 +46,8 @@ def test_finds_the_minimiser_of_a_shifted_quadratic(name, overrides, tolerance):
 
 @pytest.mark.parametrize(
     "name, overrides",
-    [("cem", {"iterations": 20, "population": 500, "elites": 25}), ("mppi", {"iterations": 60, "population": 500, "temperature": 0.2, "noise_std": 0.1})],
+    [("cem", {"iterations": 20, "population": 500, "elites": 25}), ("mppi", {"iterations": 60, "population": 500, "temperature": 0.2, "noise_std": 0.1}),
+     ("icem", {"iterations": 20, "population": 500, "elites": 25})],
 )
 def test_finds_a_global_minimum_of_a_non_convex_function(name, overrides):
     result = make(name, horizon=1, **overrides).optimize(himmelblau, generator=torch.Generator().manual_seed(1))
@@ -71,7 +75,7 @@ def test_random_shooting_beats_its_start():
     assert result.cost < 0.5 * float(quadratic(torch.zeros(1, H, A))[0])
 
 
-@pytest.mark.parametrize("name", ["cem", "mppi", "random", "gradient", "cem_gradient"])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_bounds_are_never_violated(name):
     seen = []
 
@@ -86,7 +90,7 @@ def test_bounds_are_never_violated(name):
     assert result.cost < float(recording(optimizer.initial()[None])[0])  # moved toward the corner
 
 
-@pytest.mark.parametrize("name", ["cem", "mppi", "gradient"])
+@pytest.mark.parametrize("name", ["cem", "icem", "mppi", "gradient"])
 def test_deadline_stops_after_the_first_iteration(name):
     calls = []
 
@@ -101,7 +105,7 @@ def test_deadline_stops_after_the_first_iteration(name):
     assert unlimited.iterations > 1
 
 
-@pytest.mark.parametrize("name", ["cem", "mppi"])
+@pytest.mark.parametrize("name", ["cem", "icem", "mppi"])
 def test_no_iteration_starts_that_would_end_past_the_deadline(name, monkeypatch):
     """On a clock that each cost evaluation advances by 20 ms, a deadline 50 ms away
     allows two iterations (ending at 20 and 40 ms); a third would end at 60 ms."""
@@ -120,7 +124,7 @@ def test_no_iteration_starts_that_would_end_past_the_deadline(name, monkeypatch)
     assert result.iterations == 2 and clock["now"] <= 100.050
 
 
-@pytest.mark.parametrize("name", ["cem", "mppi", "random", "gradient", "cem_gradient"])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_same_seed_same_plan(name):
     a = make(name).optimize(quadratic, generator=torch.Generator().manual_seed(3))
     b = make(name).optimize(quadratic, generator=torch.Generator().manual_seed(3))
@@ -146,5 +150,58 @@ def test_bad_settings_are_refused():
         make("mppi", temperature=0.0)
     with pytest.raises(ConfigError, match="refine_candidates = 20: must not exceed elites = 8"):
         make("cem_gradient", refine_candidates=20)
+    with pytest.raises(ConfigError, match="ICEMConfig.elites = 50: must not exceed population = 10"):
+        make("icem", population=10, elites=50)
+    with pytest.raises(ConfigError, match="execute = 'median'"):
+        make("icem", execute="median")
     with pytest.raises(ValueError, match="low < high"):
         CEM(H, HIGH, LOW)
+
+
+def test_colored_noise_has_unit_variance_and_the_spectrum_asked_for():
+    white, brown = (colored_noise((4000, 3), 16, beta, torch.Generator().manual_seed(0)) for beta in (0.0, 2.0))
+    assert white.shape == (4000, 3, 16)
+    for noise in (white, brown):
+        assert abs(float(noise.var()) - 1.0) < 0.03
+    lag_one = lambda x: float((x[..., 1:] * x[..., :-1]).mean() / x.var())  # noqa: E731
+    assert abs(lag_one(white)) < 0.03 and lag_one(brown) > 0.6  # coloured noise: neighbouring steps move together
+
+
+def test_icem_carries_its_elites_to_the_next_tick_shifted_until_reset():
+    seen = []
+
+    def recording(actions):
+        seen.append(actions.clone())
+        return quadratic(actions)
+
+    optimizer = make("icem", population=40, elites=10, iterations=2, keep_elites=0.5)
+    first = optimizer.optimize(recording, generator=torch.Generator().manual_seed(0))
+    elites = first.elites
+    seen.clear()
+    optimizer.optimize(recording, initial=optimizer.shift(first.actions), generator=torch.Generator().manual_seed(1))
+    population = seen[0]
+    assert len(population) == 40 + 5  # the first iteration's samples and half of the elites, a step on
+    torch.testing.assert_close(population[40:, :-1], elites[:5, 1:])
+    assert len(seen[1]) == 32 + 5 + 1  # 40 / 1.25 samples, kept elites and the mean
+    optimizer.reset()
+    seen.clear()
+    optimizer.optimize(recording, generator=torch.Generator().manual_seed(1))
+    assert len(seen[0]) == 40
+
+
+def test_icem_needs_fewer_samples_than_cem_on_a_smooth_sequence():
+    """A long horizon whose minimiser varies slowly: coloured samples find it with a budget
+    that leaves white-noise CEM far off (the 2.7-22x sample savings of Pinneri et al.)."""
+    horizon = 30
+    target = torch.sin(torch.linspace(0, 3, horizon))[:, None].expand(horizon, A) * 0.8
+
+    def smooth(actions):
+        return ((actions - target) ** 2).sum(dim=(1, 2))
+
+    budget = {"population": 40, "elites": 6, "iterations": 4}
+    costs = {}
+    for name, settings in [("cem", {}), ("icem", {"decay": 1.0})]:
+        runs = [make(name, horizon=horizon, **budget, **settings).optimize(smooth, generator=torch.Generator().manual_seed(seed)).cost
+                for seed in range(5)]
+        costs[name] = sum(runs) / len(runs)
+    assert costs["icem"] < 0.5 * costs["cem"], costs

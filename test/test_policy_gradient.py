@@ -439,9 +439,9 @@ def test_imagined_env_follows_the_model_and_restarts_with_new_goals():
     from mbrl_control.loops.policy_search import ImaginedEnv
 
     class Shift:  # x' = x + 0.1 a, the point mass's true dynamics
-        config = type("C", (), {"members": 1})()
+        members, history = 1, 0
 
-        def sample(self, obs, act, members=None, generator=None):
+        def sample(self, obs, act, past=None, noise=None, members=None, generator=None):
             return torch.stack([obs[:, 0] + 0.1 * act[:, 0], obs[:, 1]], 1)
 
     env = PointMass()

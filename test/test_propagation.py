@@ -1,14 +1,11 @@
 """PETS propagation: member assignment as specified, and costs that planners can use."""
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 import torch
 
 from mbrl_control.data import TransitionDataset
 from mbrl_control.models import make_model
-from mbrl_control.models.base import Prediction
 from mbrl_control.planning import CEM
 from mbrl_control.planning.propagation import trajectory_cost
 
@@ -18,27 +15,20 @@ def block_members(members: int, rows: int) -> torch.Tensor:
     return torch.arange(members).repeat_interleave(rows // members)
 
 
-@dataclass(frozen=True)
-class FakeConfig:
-    members: int
-
-
 class MemberEcho:
     """A fake ensemble whose member e moves every state by +e, so a rollout shows which
     member each particle used at each step."""
 
+    history = 0
+
     def __init__(self, members: int) -> None:
-        self.config = FakeConfig(members)
+        self.members = members
 
-    def sample_member_blocks(self, obs, act, noise=None, generator=None):
-        return obs + block_members(self.config.members, len(obs))[:, None].float()
+    def sample(self, obs, act, past=None, noise=None, members=None, generator=None):
+        return obs + block_members(self.members, len(obs))[:, None].float()
 
-    def predict(self, obs, act):
-        mean = obs + (self.config.members - 1) / 2
-        return Prediction(mean, torch.zeros_like(mean), torch.zeros_like(mean), torch.zeros_like(mean))
-
-    def predict_mean(self, obs, act):
-        return self.predict(obs, act).mean
+    def predict_mean(self, obs, act, past=None):
+        return obs + (self.members - 1) / 2
 
 
 def used_members(propagation: str, members=5, particles=10, candidates=3, horizon=6):
@@ -86,30 +76,22 @@ def test_member_major_fast_path_equals_evaluating_members_separately():
     data.append(rng.normal(size=(200, 2)), rng.normal(size=(200, 1)), rng.normal(size=(200, 2)), episode=np.arange(200) // 20)
     model.fit(data)
     obs, act = torch.randn(12, 2), torch.randn(12, 1)
-    fast = model.sample_member_blocks(obs, act)
+    fast = model.sample(obs, act, noise=torch.zeros(12, 2))
     for e in range(4):
         rows = slice(3 * e, 3 * e + 3)
-        separate = model.sample(obs[rows], act[rows], members=torch.full((3,), e))
+        separate = model.sample(obs[rows], act[rows], noise=torch.zeros(3, 2), members=torch.full((3,), e))
         torch.testing.assert_close(fast[rows], separate)
 
 
 class Integrator:
     """s' = s + 0.1·a exactly, as a one-member model."""
 
-    config = FakeConfig(1)
+    members, history = 1, 0
 
-    def sample(self, obs, act, members=None, generator=None):
+    def sample(self, obs, act, past=None, noise=None, members=None, generator=None):
         return obs + 0.1 * act
 
-    def sample_member_blocks(self, obs, act, noise=None, generator=None):
-        return self.sample(obs, act)
-
-    def predict(self, obs, act):
-        mean = self.sample(obs, act)
-        zero = torch.zeros_like(mean)
-        return Prediction(mean, zero, zero, zero)
-
-    def predict_mean(self, obs, act):
+    def predict_mean(self, obs, act, past=None):
         return self.sample(obs, act)
 
 

@@ -109,13 +109,12 @@ def test_fit_from_a_bag_predicts_held_out_episodes(recording, tmp_path, capsys):
     out = tmp_path / "model.pt"
     code = cli.main(["fit", "--bag", str(root / "ordered"), "--model", "mlp", "--out", str(out), "--set", "max_epochs=200"])
     assert code == 0, capsys.readouterr().err
-    model = load_model(out, arm.obs_dim, arm.n)
+    model = load_model(out, arm.obs_dim, arm.n, derive=arm.derive)
     import torch
 
     held_out = truth.subset(truth.episode == 4)
     with torch.no_grad():
-        predicted = model.predict(torch.as_tensor(held_out.obs, dtype=torch.float32),
-                                  torch.as_tensor(held_out.act, dtype=torch.float32)).mean.numpy()
+        predicted = model.predict(*model.inputs(held_out)).mean.numpy()
     q = slice(0, 5)
     error = np.mean((predicted[:, q] - held_out.next_obs[:, q]) ** 2)
     no_change = np.mean((held_out.obs[:, q] - held_out.next_obs[:, q]) ** 2)

@@ -77,6 +77,14 @@ class ArmInterface:
     def obs_dim(self) -> int:
         return 2 * self.n + 6
 
+    # the observation [q, q̇, end effector, target]: the target is the goal, the end effector derived from q
+    MODEL_LAYOUT = {"goal_dims": 3, "derived_dims": 3}
+
+    def derive(self, state):
+        """The end effector [..., 3] from the entries before it (``[q, q̇]`` [..., 2n]): the
+        forward kinematics of ``q``, for a dynamics model's derived entries."""
+        return self.kinematics(state[..., : self.n])
+
     def targets(self) -> JointTargets:
         """A fresh command state for this arm."""
         return JointTargets(self.low, self.high, self.max_joint_step)

@@ -123,6 +123,28 @@ class TransitionDataset:
         for episode, count in zip(ids.tolist(), counts.tolist()):
             self._steps[episode] = self._steps.get(episode, 0) + count
 
+    def action_history(self, length: int) -> np.ndarray:
+        """The ``length`` actions taken before each transition's, oldest first, [N, length,
+        act_dim]: the preceding transitions of the same episode (in time order), zeros
+        before the episode's first step and across a gap (a transition whose ``obs`` is not
+        the previous one's ``next_obs``: something in between was not recorded)."""
+        N = len(self)
+        past = np.zeros((N, length, self.act_dim))
+        if length == 0 or N == 0:
+            return past
+        order = np.lexsort((self.time, self.episode))  # rows by episode, then time
+        obs, next_obs, episode = self.obs[order], self.next_obs[order], self.episode[order]
+        follows = np.zeros(N, dtype=bool)  # row k continues row k-1 of the same episode
+        follows[1:] = (episode[1:] == episode[:-1]) & np.all(obs[1:] == next_obs[:-1], axis=1)
+        run_start = np.maximum.accumulate(np.where(follows, 0, np.arange(N)))
+        steps_in = np.arange(N) - run_start  # how many contiguous predecessors each row has
+        back = np.arange(length, 0, -1)  # oldest first: length, …, 1 steps back
+        source = np.arange(N)[:, None] - back[None, :]
+        known = steps_in[:, None] >= back[None, :]
+        act = self.act[order]
+        past[order] = np.where(known[..., None], act[np.clip(source, 0, None)], 0.0)
+        return past
+
     def subset(self, index: np.ndarray) -> "TransitionDataset":
         """The transitions at ``index`` (an index or boolean mask array), copied."""
         part = TransitionDataset(self.obs_dim, self.act_dim)

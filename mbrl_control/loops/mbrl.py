@@ -25,11 +25,11 @@ import torch
 
 from mbrl_control.config import Config, ConfigError, param, split_overrides
 from mbrl_control.data.transitions import TransitionDataset
-from mbrl_control.models import PRESETS, MODELS, make_model
-from mbrl_control.models.base import DynamicsModel, FitReport
-from mbrl_control.planning.mpc import OPTIMIZER_CONFIGS, MPCConfig, MPCController
+from mbrl_control.models import REGRESSORS, DynamicsModel, FitReport, make_model
+from mbrl_control.planning.mpc import MPCConfig, MPCController
+from mbrl_control.planning.optimizers import OPTIMIZERS
 from mbrl_control.planning.propagation import RewardFn, TerminationFn
-from mbrl_control.tasks import env_id, make_env, task_for
+from mbrl_control.tasks import env_id, make_env, model_layout, task_for
 
 VERSIONS = ("0.5", "1.0", "1.5")
 
@@ -130,7 +130,7 @@ def train_mbrl(
         env = make_env(env)
     if not (isinstance(env.observation_space, gym.spaces.Box) and isinstance(env.action_space, gym.spaces.Box)):
         raise ValueError(f"train_mbrl needs Box observation and action spaces, got {env.observation_space} and {env.action_space}")
-    task = task_for(env)
+    task = task_for(env) if reward_fn is None else _layout_task(env)
     if task is not None and reward_fn is None:
         reward_fn, termination_fn = task.reward, termination_fn or task.termination_fn
     reward_fn = reward_fn or getattr(env.unwrapped, "reward_fn", None)
@@ -140,22 +140,24 @@ def train_mbrl(
     termination_fn = termination_fn or getattr(env.unwrapped, "termination_fn", None)
     if not 1 <= seed_episodes <= episodes:
         raise ConfigError(f"seed_episodes = {seed_episodes}: must be between 1 and episodes = {episodes}")
-    if model not in PRESETS:
-        raise ConfigError(f"model = {model!r}: choose one of {', '.join(PRESETS)}")
+    if model not in REGRESSORS:
+        raise ConfigError(f"model = {model!r}: choose one of {', '.join(REGRESSORS)}")
 
     mpc_config = MPCConfig().replace(optimizer=planner, seed=seed)  # refuses an unknown planner
     loop_over, mpc_over, optimizer_over, model_over = split_overrides(
-        overrides, MBRLConfig, MPCConfig, OPTIMIZER_CONFIGS[planner], MODELS[PRESETS[model][0]].Config
+        overrides, MBRLConfig, MPCConfig, OPTIMIZERS[planner].Config, REGRESSORS[model].Config
     )
     mpc_config = mpc_config.replace(**mpc_over)
     config = MBRLConfig().replace(**loop_over)
     optimizer_over.update(planner_overrides or {})
     model_over.update(model_overrides or {})
-    model_over.setdefault("goal_dims", task.goal_dims if task else getattr(env.unwrapped, "goal_dims", 0))
+    layout, derive = model_layout(env, task)
+    model_over = {**layout, **model_over}
 
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     low, high = env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)
-    dynamics = make_model(model, obs_dim, act_dim, **{**model_over, "seed": seed})
+    derive = derive if model_over.get("derived_dims") else None
+    dynamics = make_model(model, obs_dim, act_dim, derive=derive, **{**model_over, "seed": seed})
     controller = MPCController(
         dynamics, reward_fn, low, high, config=mpc_config, termination_fn=termination_fn,
         optimizer_overrides=optimizer_over,
@@ -170,6 +172,15 @@ def train_mbrl(
         torch.set_num_threads(threads)
         loop.close()
     return MBRLResult(loop.episodes, loop.dataset, controller.model, controller, loop.fit_reports)
+
+
+def _layout_task(env: gym.Env):
+    """The env's task for its observation layout only (the caller brings the reward): None
+    where there is none, or where the env lacks what the task's reward would need."""
+    try:
+        return task_for(env)
+    except ValueError:
+        return None
 
 
 def explore(env: gym.Env, episodes: int, seed: int = 0) -> TransitionDataset:
@@ -234,6 +245,8 @@ class _Loop:
                     if not np.all(np.isfinite(plan)):
                         plan = np.tile(first, (horizon, 1))
                 action, plan_left = plan[horizon - plan_left].astype(np.float32), plan_left - 1
+                if plan_left < horizon - 1:  # act() booked the plan's first step itself
+                    controller.record(action)
             else:
                 action = controller.act(obs)
             next_obs, reward, terminated, truncated, info = env.step(action)

@@ -29,7 +29,8 @@ import torch
 from mbrl_control.config import ConfigError
 from mbrl_control.data.transitions import TransitionDataset
 from mbrl_control.models import make_model
-from mbrl_control.models.base import DynamicsModel
+from mbrl_control.tasks import make_env, model_layout, task_for
+from mbrl_control.models.dynamics import DynamicsModel
 from mbrl_control.planning.propagation import RewardFn
 from mbrl_control.policies.config import PolicyConfig
 from mbrl_control.policies.networks import GaussianPolicy
@@ -49,15 +50,19 @@ class ImaginedEnv(gym.vector.VectorEnv):
     states alone learns those goals only;
     ``step`` samples ``next_obs`` from the model — each rollout keeps one ensemble member
     for its whole length (TS∞) — clipped into the observation space, and scores it with
-    ``reward_fn``. A rollout truncates after ``horizon`` steps and restarts in the same
+    ``reward_fn``. A model with ``history`` h gets each rollout's last h actions (a start
+    state's from ``start_past`` [M, h, A], the actions before it in its episode). A rollout truncates after ``horizon`` steps and restarts in the same
     step (``info["final_obs"]`` holds its last state), like gymnasium's SAME_STEP autoreset.
     """
 
     def __init__(self, model: DynamicsModel, reward_fn: RewardFn, start_states: np.ndarray, horizon: int,
                  num_envs: int, observation_space: gym.spaces.Box, action_space: gym.spaces.Box,
-                 goals: np.ndarray | None = None) -> None:
+                 goals: np.ndarray | None = None, start_past: np.ndarray | None = None) -> None:
         self.model, self.reward_fn, self.horizon = model, reward_fn, horizon
         self.start_states = torch.as_tensor(start_states, dtype=torch.float32)
+        act_dim = action_space.shape[0]
+        self.start_past = (torch.zeros(len(self.start_states), model.history, act_dim) if start_past is None
+                           else torch.as_tensor(start_past, dtype=torch.float32))
         self.goals = None if goals is None or len(goals) == 0 else torch.as_tensor(goals, dtype=torch.float32)
         self.num_envs = num_envs
         self.single_observation_space, self.single_action_space = observation_space, action_space
@@ -65,9 +70,10 @@ class ImaginedEnv(gym.vector.VectorEnv):
         self.action_space = gym.vector.utils.batch_space(action_space, num_envs)
         self.low = torch.as_tensor(observation_space.low, dtype=torch.float32)
         self.high = torch.as_tensor(observation_space.high, dtype=torch.float32)
-        self.members = getattr(model.config, "members", 1)
+        self.members = model.members
         self.generator = torch.Generator()
         self.state = torch.zeros(num_envs, observation_space.shape[0])
+        self.past = torch.zeros(num_envs, model.history, act_dim)
         self.member = torch.zeros(num_envs, dtype=torch.long)
         self.t = torch.zeros(num_envs, dtype=torch.long)
 
@@ -79,19 +85,22 @@ class ImaginedEnv(gym.vector.VectorEnv):
 
     def _restart(self, rows: torch.Tensor) -> None:
         n = int(rows.sum())
-        starts = self.start_states[torch.randint(len(self.start_states), (n,), generator=self.generator)]
+        picked = torch.randint(len(self.start_states), (n,), generator=self.generator)
+        starts = self.start_states[picked]
         if self.goals is not None:
             starts[:, -self.goals.shape[1] :] = self.goals[torch.randint(len(self.goals), (n,), generator=self.generator)]
         self.state[rows] = starts
+        self.past[rows] = self.start_past[picked]
         self.member[rows] = torch.randint(self.members, (n,), generator=self.generator)
         self.t[rows] = 0
 
     @torch.no_grad()
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         act = torch.as_tensor(np.asarray(actions), dtype=torch.float32)
-        members = self.member if self.members > 1 else None
-        next_state = self.model.sample(self.state, act, members=members, generator=self.generator)
+        next_state = self.model.sample(self.state, act, self.past, members=self.member, generator=self.generator)
         next_state = torch.maximum(torch.minimum(next_state, self.high), self.low)
+        if self.model.history:
+            self.past = torch.cat([self.past[:, 1:], act[:, None]], dim=1)
         rewards = self.reward_fn(self.state, act, next_state)
         self.t += 1
         truncated = self.t >= self.horizon
@@ -128,17 +137,21 @@ def backprop_update(
     horizon: int,
     generator: torch.Generator,
     max_grad_norm: float = 0.0,
+    past: torch.Tensor | None = None,
 ) -> float:
     """One MBRL 2.0 step: maximise the mean imagined return of the policy's mean action
     over ``horizon`` steps from ``starts`` [B, obs_dim] (B a multiple of the ensemble size:
-    member-major rows, TS∞), by backpropagation through the model. Returns that return."""
+    member-major rows, TS∞; ``past`` [B, h, A] the actions before them), by
+    backpropagation through the model. Returns that return."""
     obs, total = starts, torch.zeros(len(starts))
     for _ in range(horizon):
         act = policy(obs)
         noise = torch.randn(obs.shape, generator=generator)
-        next_obs = model.sample_member_blocks(obs, act, noise)
+        next_obs = model.sample(obs, act, past, noise)
         total = total + reward_fn(obs, act, next_obs)
         obs = next_obs
+        if model.history:
+            past = torch.cat([past[:, 1:], act[:, None]], dim=1)
     loss = -total.mean()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -177,27 +190,29 @@ class ImaginedPolicyTrainer:
         self.rounds = 0
         self.imagined_steps = 0
 
-    def improve(self, model: DynamicsModel, start_states: np.ndarray, updates: int) -> float:
+    def improve(self, model: DynamicsModel, start_states: np.ndarray, updates: int, start_past: np.ndarray | None = None) -> float:
         """``updates`` policy updates on batches of ``n_envs`` × ``n_steps`` imagined steps
-        from ``start_states`` [M, obs_dim] (real observations) through ``model``. Returns
-        the mean imagined return of those rollouts (of the mean action, for backprop)."""
+        from ``start_states`` [M, obs_dim] (real observations; ``start_past`` [M, h, A] the
+        actions before each) through ``model``. Returns the mean imagined return of those
+        rollouts (of the mean action, for backprop)."""
         cfg, rollouts, horizon = self.cfg, self.cfg.n_envs, self.cfg.n_steps
         imagined = ImaginedEnv(model, self.reward_fn, start_states, horizon, rollouts,
-                               self.observation_space, self.action_space, self.goals)
+                               self.observation_space, self.action_space, self.goals, start_past)
         returns: list[float] = []
         if self.method == "policy_gradient":
             collector, stats = RolloutCollector(imagined, cfg.seed + self.rounds), EpisodeStats()
         elif cfg.normalize_obs:  # the policy's statistics from the real data
             self.policy.update_obs_stats(torch.as_tensor(start_states))
-        members = getattr(model.config, "members", 1)
+        members = model.members
         for _ in range(updates):
             if self.method == "policy_gradient":
                 self.learner.update(collector.collect(self.policy, horizon, stats))
             else:
                 imagined.reset(seed=int(torch.randint(2**31, (1,), generator=self.generator)))
-                starts = imagined.state[: rollouts // members * members].clone()
+                rows = rollouts // members * members
+                starts, past = imagined.state[:rows].clone(), imagined.past[:rows].clone()
                 returns.append(backprop_update(self.policy, self.optimizer, model, self.reward_fn, starts, horizon,
-                                               self.generator, cfg.max_grad_norm))
+                                               self.generator, cfg.max_grad_norm, past))
             self.imagined_steps += rollouts * horizon
         self.rounds += 1
         if self.method == "policy_gradient":
@@ -253,16 +268,19 @@ def train_policy_in_model(
             ``imagined_rollouts`` and ``imagined_horizon``).
     """
     if isinstance(env, str):
-        env = gym.make(env)
-    reward_fn = reward_fn or getattr(env.unwrapped, "reward_fn", None)
+        env = make_env(env)
+    task = task_for(env)
+    reward_fn = reward_fn or (task.reward if task is not None else getattr(env.unwrapped, "reward_fn", None))
     if reward_fn is None:
-        raise ValueError("no reward_fn given and the env has no unwrapped.reward_fn: imagined rollouts need a batched torch reward")
+        raise ValueError("no reward_fn given and no task is registered for the env (mbrl_control.tasks): "
+                         "imagined rollouts need a batched torch reward")
     cfg = PolicyConfig(seed=seed, n_envs=imagined_rollouts, n_steps=imagined_horizon,
                        batch_size=min(256, imagined_rollouts * imagined_horizon)).replace(**policy_overrides)
     obs_space, act_space = env.observation_space, env.action_space
     obs_dim, act_dim = obs_space.shape[0], act_space.shape[0]
     torch.manual_seed(seed)
-    dynamics = make_model(model, obs_dim, act_dim, **{"goal_dims": getattr(env.unwrapped, "goal_dims", 0), **(model_overrides or {}), "seed": seed})
+    layout, derive = model_layout(env, task)
+    dynamics = make_model(model, obs_dim, act_dim, derive=derive, **{**layout, **(model_overrides or {}), "seed": seed})
     goals = None
     if getattr(env.unwrapped, "goal_dims", 0) and hasattr(env.unwrapped, "sample_goal"):
         env.reset(seed=seed)  # the goals come from the env's generator: seeded, not from the OS
@@ -294,7 +312,7 @@ def train_policy_in_model(
         bar = tqdm(total=iterations, unit="iteration", desc="policy search", file=sys.stderr)
     for iteration in range(iterations):
         dynamics.fit(dataset)
-        trainer.improve(dynamics, dataset.obs, updates_per_iteration)
+        trainer.improve(dynamics, dataset.obs, updates_per_iteration, dataset.action_history(dynamics.history))
         result.imagined_steps = trainer.imagined_steps
         for _ in range(episodes_per_iteration):
             run_episode(lambda obs: policy.to_env(policy.distribution(torch.as_tensor(obs, dtype=torch.float32)[None]).sample()[0]).numpy())

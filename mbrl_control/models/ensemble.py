@@ -1,5 +1,6 @@
-"""Bootstrap ensembles of neural networks: PETS's probabilistic ensemble ("PE") and the
-deterministic ensemble / single MLP of Nagabandi et al., one vectorised code path.
+"""Bootstrap ensembles of neural networks: PETS's probabilistic ensemble (``ensemble``,
+alias ``pe``), the deterministic ensemble (``de``) and the single MLP of Nagabandi et al.
+(``mlp``), one vectorised code path.
 
 Every layer holds all members' weights as one tensor ``W [E, in, out]`` and computes
 ``h' = b + h @ W`` for all members with one ``torch.baddbmm``. A probabilistic member
@@ -8,8 +9,9 @@ limits (PETS), and it is trained by the Gaussian negative log-likelihood
 
     NLL = mean[ (μ - y)² · exp(-log σ²) + log σ² ] + 0.01 · (Σ max_logvar - Σ min_logvar)
 
-A deterministic member outputs the mean only and is trained by the squared error. Each
-member sees its own bootstrap resample of the data (drawn with replacement).
+A deterministic member outputs the mean only and is trained by the squared error.
+Training (bootstrap, minibatches, per-member early stopping) is
+:func:`mbrl_control.models.training.train_members`.
 
 Uncertainty (probabilistic ensemble): aleatoric = mean over members of σ²_e, epistemic =
 variance over members of μ_e.
@@ -17,26 +19,21 @@ variance over members of μ_e.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mbrl_control.config import Config, param
-from mbrl_control.models.base import GOAL_DIMS, DynamicsModel, FitReport
+from mbrl_control.config import param
+from mbrl_control.models.base import FitReport, MemberOutputs, ModelConfig, Regressor
+from mbrl_control.models.training import train_members
 
 ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
-# An epoch is at least this many minibatches (small datasets are passed over several
-# times), so that early stopping judges real training progress with a handful of trials.
-MIN_BATCHES_PER_EPOCH = 10
 
 
 @dataclass(frozen=True)
-class EnsembleConfig(Config):
+class EnsembleConfig(ModelConfig):
     """Settings of an ensemble dynamics model."""
 
     members: int = param(5, "Ensemble size E.", low=1, high=64)
@@ -50,10 +47,18 @@ class EnsembleConfig(Config):
     batch_size: int = param(256, "Minibatch size per member.", low=1, high=1_000_000)
     max_epochs: int = param(300, "Most passes over the data per fit.", low=1, high=100_000)
     max_steps: int = param(5000, "Most gradient steps per fit; bounds the fit time on large datasets.", low=1, high=10_000_000)
-    patience: int = param(30, "Stop after this many epochs without a better validation loss.", low=1, high=10_000)
-    val_fraction: float = param(0.2, "Fraction of transitions held out (at random) for early stopping.", low=0.0, high=0.9)
-    seed: int = param(0, "Seed of initialisation, bootstrap and minibatch order.", low=0)
-    goal_dims: int = param(0, GOAL_DIMS, low=0, read_only=True)
+    patience: int = param(30, "Stop after this many epochs in which no member's validation error improved.", low=1, high=10_000)
+
+
+@dataclass(frozen=True)
+class DeterministicEnsembleConfig(EnsembleConfig):
+    probabilistic: bool = param(False, "Members output mean and variance (PE, Gaussian NLL) or only a mean (MSE).")
+
+
+@dataclass(frozen=True)
+class MLPConfig(DeterministicEnsembleConfig):
+    members: int = param(1, "Ensemble size E.", low=1, high=64)
+    bootstrap: bool = param(False, "Train each member on its own resample of the data, drawn with replacement.")
 
 
 class EnsembleLinear(nn.Module):
@@ -74,6 +79,7 @@ class EnsembleNetwork(nn.Module):
 
     def __init__(self, cfg: EnsembleConfig, in_dim: int, out_dim: int) -> None:
         super().__init__()
+        self.members = cfg.members
         widths = [in_dim] + [cfg.hidden] * cfg.layers
         self.hidden = nn.ModuleList(EnsembleLinear(cfg.members, a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.head = EnsembleLinear(cfg.members, cfg.hidden, out_dim * (2 if cfg.probabilistic else 1))
@@ -95,8 +101,8 @@ class EnsembleNetwork(nn.Module):
         return mean, logvar
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Training loss on ``x [E, B, in]``, ``y [E, B, out]``: Gaussian NLL with the
-        log-variance-bound penalty, or the squared error."""
+        """Gaussian NLL with the log-variance-bound penalty, or the squared error, on
+        ``x [E, B, in]``, ``y [E, B, out]``."""
         mean, logvar = self(x)
         if logvar is None:
             return F.mse_loss(mean, y)
@@ -104,115 +110,65 @@ class EnsembleNetwork(nn.Module):
         return nll + 0.01 * (self.max_logvar.sum() - self.min_logvar.sum())
 
     def score(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Validation score per member [E] on ``x [E, B, in]``: the squared error of the
-        mean, for probabilistic members too (as mbrl-lib). Measured on ArmReach with a few
-        hundred transitions, the validation NLL turns upward within ~5 epochs while the
-        variances shrink and the mean is still improving; stopping on it kept an ensemble
-        with twice the held-out error."""
+        """Validation score per member [E]: the squared error of the mean, for probabilistic
+        members too (as mbrl-lib). Measured on ArmReach with a few hundred transitions, the
+        validation NLL turns upward within ~5 epochs while the variances shrink and the mean
+        is still improving; stopping on it kept an ensemble with twice the held-out error."""
         mean, _ = self(x)
         return ((mean - y) ** 2).mean(dim=(1, 2))
 
+    def parameter_groups(self, weight_decay: float) -> list[dict]:
+        """Weight decay on the weight matrices only (not biases or logvar bounds)."""
+        decay = [layer.weight for layer in [*self.hidden, self.head]]
+        rest = [p for p in self.parameters() if all(p is not w for w in decay)]
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
-class EnsembleModel(DynamicsModel):
-    """Bootstrap ensemble of (probabilistic) MLPs predicting the change of state."""
+
+class Ensemble(Regressor):
+    """Bootstrap ensemble of (probabilistic) MLPs."""
 
     name = "ensemble"
+    aliases = ("pe",)
     Config = EnsembleConfig
 
-    def __init__(self, obs_dim: int, act_dim: int, config: EnsembleConfig | None = None, **overrides: Any) -> None:
-        super().__init__(obs_dim, act_dim, config, **overrides)
-        torch.manual_seed(self.config.seed)
-        self.network = EnsembleNetwork(self.config, self.state_dim + act_dim, self.state_dim)
+    def __init__(self, in_dim: int, out_dim: int, config: EnsembleConfig) -> None:
+        super().__init__(in_dim, out_dim, config)
+        self.network = EnsembleNetwork(config, in_dim, out_dim)
 
-    def _fit(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> FitReport:
-        cfg, net = self.config, self.network
-        E, N = cfg.members, len(x)
-        generator = torch.Generator().manual_seed(cfg.seed)
-        decay = [layer.weight for layer in [*net.hidden, net.head]]
-        rest = [p for p in net.parameters() if all(p is not w for w in decay)]
-        optimizer = torch.optim.Adam(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}],
-            lr=cfg.learning_rate,
+    @property
+    def members(self) -> int:
+        return self.config.members
+
+    def fit(self, x, y, x_val, y_val, warm_start: bool) -> FitReport:
+        cfg = self.config
+        return train_members(
+            self.network, x, y, x_val, y_val, learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
+            batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, max_steps=cfg.max_steps, patience=cfg.patience,
+            bootstrap=cfg.bootstrap, generator=torch.Generator().manual_seed(cfg.seed + len(x)),
         )
-        rows = torch.randint(N, (E, N), generator=generator) if cfg.bootstrap else torch.arange(N).expand(E, N)
-        passes = math.ceil(MIN_BATCHES_PER_EPOCH * min(cfg.batch_size, N) / N)
-        x_val_e, y_val_e = x_val.expand(E, *x_val.shape), y_val.expand(E, *y_val.shape)
-        report, best_score, best_state, stale, steps = FitReport(), math.inf, None, 0, 0
-        for epoch in range(cfg.max_epochs):
-            if steps >= cfg.max_steps:
-                report.notes = f"stopped at max_steps={cfg.max_steps}"
-                break
-            net.train()
-            shuffles = torch.argsort(torch.rand(E, passes * N, generator=generator), dim=1) % N
-            order = rows.gather(1, shuffles)  # [E, passes·N]: each member's rows, reshuffled
-            losses = []
-            for start in range(0, order.shape[1], cfg.batch_size):
-                batch = order[:, start : start + cfg.batch_size]  # [E, b]: each member its own rows
-                loss = net.loss(x[batch], y[batch])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-                steps += 1
-                if steps >= cfg.max_steps:
-                    break
-            report.train_loss.append(sum(losses) / len(losses))
-            report.epochs = epoch + 1
-            if len(x_val) == 0:
-                continue
-            net.eval()
-            with torch.no_grad():
-                score = net.score(x_val_e, y_val_e).mean().item()
-            report.val_loss.append(score)
-            if score < best_score - 1e-4 * abs(score):
-                best_score, best_state, stale, report.best_epoch = score, copy.deepcopy(net.state_dict()), 0, epoch
-            else:
-                stale += 1
-                if stale >= cfg.patience:
-                    break
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        net.eval()
-        return report
 
-    def _forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """All members on all rows: ``x [B, in] -> [E, B, out]`` mean and log-variance."""
-        return self.network(x.expand(self.config.members, *x.shape))
+    def forward(self, x: torch.Tensor, variance: bool = True) -> MemberOutputs:
+        mean, logvar = self.network(x)
+        if not variance:
+            return mean, None, None
+        aleatoric = logvar.exp() if logvar is not None else torch.zeros_like(mean)
+        return mean, aleatoric, torch.zeros_like(mean)
 
-    def _predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        mean, logvar = self._forward_all(x)
-        aleatoric = logvar.exp().mean(0) if logvar is not None else torch.zeros_like(mean[0])
-        epistemic = mean.var(0, unbiased=False)
-        return mean.mean(0), aleatoric, epistemic
 
-    def _predict_mean(self, x: torch.Tensor) -> torch.Tensor:
-        return self._forward_all(x)[0].mean(0)
+class DeterministicEnsemble(Ensemble):
+    """E deterministic MLPs (squared error); their spread is the only uncertainty."""
 
-    def _sample(self, x: torch.Tensor, members: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
-        if members is None:
-            members = torch.randint(self.config.members, (len(x),), generator=generator)
-        mean, logvar = self._forward_all(x)  # every member on every row, then pick
-        rows = torch.arange(len(x))
-        noise = torch.randn(mean.shape[1:], generator=generator)
-        return self._draw(mean[members, rows], logvar[members, rows] if logvar is not None else None, noise)
+    name = "de"
+    aliases = ()
+    Config = DeterministicEnsembleConfig
 
-    def _sample_blocks(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        E, B = self.config.members, len(x)
-        if B % E:
-            raise ValueError(f"member-major sampling needs a multiple of {E} rows, got {B}")
-        mean, logvar = self.network(x.view(E, B // E, -1))
-        return self._draw(mean.reshape(B, -1), logvar.reshape(B, -1) if logvar is not None else None, noise)
 
-    @staticmethod
-    def _draw(mean: torch.Tensor, logvar: torch.Tensor | None, noise: torch.Tensor) -> torch.Tensor:
-        """``mean`` [B, out] plus ``exp(logvar / 2) · noise`` (probabilistic members)."""
-        if logvar is None:
-            return mean
-        return mean + torch.exp(0.5 * logvar) * noise
+class MLP(Ensemble):
+    """One deterministic MLP on all the data (Nagabandi et al.)."""
 
-    def _state(self) -> dict[str, Any]:
-        return {"network": self.network.state_dict()}
+    name = "mlp"
+    aliases = ()
+    Config = MLPConfig
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        self.network.load_state_dict(state["network"])
-        self.network.eval()
+
+__all__ = ["ACTIVATIONS", "DeterministicEnsemble", "Ensemble", "EnsembleConfig", "EnsembleNetwork", "MLP"]

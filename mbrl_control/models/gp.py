@@ -10,7 +10,8 @@ fast predictive variances (LOVE). Above ``exact_limit`` it is a sparse variation
 predicting take bounded time.
 
 Uncertainty: epistemic = posterior variance of the latent function, aleatoric = the
-learned noise variance.
+learned noise variance. A warm start begins the hyperparameter search where the previous
+fit ended.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ from typing import Any
 import gpytorch
 import torch
 
-from mbrl_control.config import Config, param
-from mbrl_control.models.base import GOAL_DIMS, DynamicsModel, FitReport
+from mbrl_control.config import param
+from mbrl_control.models.base import FitReport, MemberOutputs, ModelConfig, Regressor
 
 PREDICT_CHUNK = 1024  # rows per batch of kernel evaluations at prediction time
 
 
 @dataclass(frozen=True)
-class GPConfig(Config):
+class GPConfig(ModelConfig):
     """Settings of the Gaussian-process dynamics model."""
 
     kernel: str = param("rbf", "Covariance function, with one lengthscale per input (ARD).", choices=("rbf", "matern52"))
@@ -43,8 +44,6 @@ class GPConfig(Config):
     sparse_batch_size: int = param(512, "Minibatch size of the sparse GP's ELBO.", low=16, high=100_000)
     min_noise: float = param(1e-4, "Smallest noise variance (normalised units).", low=0.0, low_exclusive=True, high=1.0)
     val_fraction: float = param(0.0, "Fraction of transitions held out (GPs need no early stopping).", low=0.0, high=0.9)
-    seed: int = param(0, "Seed of subset choice, inducing-point initialisation and minibatch order.", low=0)
-    goal_dims: int = param(0, GOAL_DIMS, low=0, read_only=True)
 
 
 def _kernel(cfg: GPConfig, in_dim: int, out_dim: int) -> gpytorch.kernels.Kernel:
@@ -86,16 +85,18 @@ class BatchSparseGP(gpytorch.models.ApproximateGP):
         return gpytorch.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
 
 
-class GPModel(DynamicsModel):
-    """Gaussian-process dynamics model (exact, or sparse variational above ``exact_limit``)."""
+class GP(Regressor):
+    """Gaussian-process regressor, one GP per output (exact, or sparse variational above
+    ``exact_limit``); one member."""
 
     name = "gp"
     Config = GPConfig
 
-    def __init__(self, obs_dim: int, act_dim: int, config: GPConfig | None = None, **overrides: Any) -> None:
-        super().__init__(obs_dim, act_dim, config, **overrides)
+    def __init__(self, in_dim: int, out_dim: int, config: GPConfig) -> None:
+        super().__init__(in_dim, out_dim, config)
         self.gp: BatchExactGP | BatchSparseGP | None = None
         self.likelihood: gpytorch.likelihoods.GaussianLikelihood | None = None
+        self._rbf_cache: tuple[torch.Tensor, ...] | None = None
 
     @property
     def sparse(self) -> bool:
@@ -104,30 +105,40 @@ class GPModel(DynamicsModel):
 
     def _new_likelihood(self) -> gpytorch.likelihoods.GaussianLikelihood:
         return gpytorch.likelihoods.GaussianLikelihood(
-            batch_shape=torch.Size([self.state_dim]),
+            batch_shape=torch.Size([self.out_dim]),
             noise_constraint=gpytorch.constraints.GreaterThan(self.config.min_noise),
         )
 
-    def _fit(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> FitReport:
+    def fit(self, x, y, x_val, y_val, warm_start: bool) -> FitReport:
         generator = torch.Generator().manual_seed(self.config.seed)
+        previous = self._hyperparameters() if warm_start else None
         self.likelihood = self._new_likelihood()
         if len(x) <= self.config.exact_limit:
-            report = self._fit_exact(x, y.T.contiguous(), generator)
+            report = self._fit_exact(x, y.T.contiguous(), generator, previous)
         else:
             report = self._fit_sparse(x, y.T.contiguous(), generator)
         if len(x_val):
             with torch.no_grad():
-                mean, aleatoric, epistemic = self._predict(x_val)
+                mean, aleatoric, epistemic = (t[0] for t in self(x_val[None]))
                 var = aleatoric + epistemic
                 nll = 0.5 * ((y_val - mean) ** 2 / var + var.log() + math.log(2 * math.pi)).mean()
             report.val_loss.append(nll.item())
         return report
 
-    def _fit_exact(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> FitReport:
+    def _hyperparameters(self) -> dict[str, torch.Tensor] | None:
+        """The exact GP's kernel, mean and noise parameters (None before a fit, or sparse)."""
+        if self.gp is None or self.sparse:
+            return None
+        return {name: value.clone() for name, value in self.gp.state_dict().items()}
+
+    def _fit_exact(self, x, y, generator, previous: dict[str, torch.Tensor] | None) -> FitReport:
         cfg = self.config
         subset = torch.randperm(len(x), generator=generator)[: cfg.hyper_points]
         self.gp = BatchExactGP(x[subset], y[:, subset], self.likelihood, cfg)
-        report = FitReport(notes=f"exact GP, hyperparameters on {len(subset)} of {len(x)} rows")
+        if previous is not None:
+            self.gp.load_state_dict(previous)
+        start = "from the previous fit" if previous is not None else "anew"
+        report = FitReport(notes=f"exact GP, hyperparameters on {len(subset)} of {len(x)} rows, {start}")
         mll = gpytorch.mlls.ExactMarginalLogLikelihood(self.likelihood, self.gp)
         optimizer = torch.optim.Adam(self.gp.parameters(), lr=cfg.learning_rate)  # includes the likelihood's
         self.gp.train()
@@ -143,10 +154,10 @@ class GPModel(DynamicsModel):
         self._eval()
         return report
 
-    def _fit_sparse(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> FitReport:
+    def _fit_sparse(self, x, y, generator) -> FitReport:
         cfg = self.config
         m = min(cfg.inducing_points, len(x))
-        starts = torch.stack([x[torch.randperm(len(x), generator=generator)[:m]] for _ in range(self.state_dim)])
+        starts = torch.stack([x[torch.randperm(len(x), generator=generator)[:m]] for _ in range(self.out_dim)])
         self.gp = BatchSparseGP(starts.clone(), cfg)
         report = FitReport(notes=f"sparse variational GP, {m} inducing points, {len(x)} rows")
         elbo = gpytorch.mlls.VariationalELBO(self.likelihood, self.gp, num_data=len(x))
@@ -173,16 +184,23 @@ class GPModel(DynamicsModel):
         self.gp.eval()
         self.likelihood.eval()
         with torch.no_grad():
-            self._predict(torch.zeros(1, self.state_dim + self.act_dim))
+            self._predict(torch.zeros(1, self.in_dim))
             self._rbf_cache = self._build_rbf_cache()
 
+    def forward(self, x: torch.Tensor, variance: bool = True) -> MemberOutputs:
+        if not variance:
+            return self._predict_mean(x[0])[None], None, None
+        mean, aleatoric, epistemic = self._predict(x[0])
+        return mean[None], aleatoric[None], epistemic[None]
+
     def _predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Mean, noise variance and latent variance [B, out] at ``x`` [B, in]."""
         means, variances = [], []
         with gpytorch.settings.fast_pred_var(), warnings.catch_warnings():
             # tiny negative variances from round-off are clamped below; no need to warn
             warnings.simplefilter("ignore", gpytorch.utils.warnings.NumericalWarning)
             for chunk in x.split(PREDICT_CHUNK):
-                f = self.gp(chunk)  # latent function, batch [obs_dim, b]
+                f = self.gp(chunk)  # latent function, batch [out, b]
                 means.append(f.mean.T)
                 variances.append(f.variance.T)
         mean, epistemic = torch.cat(means), torch.cat(variances).clamp_min(0.0)
@@ -215,7 +233,7 @@ class GPModel(DynamicsModel):
         kernels use one dense gpytorch kernel block per chunk."""
         if self.sparse:
             return self._predict(x)[0]
-        cache = getattr(self, "_rbf_cache", None)
+        cache = self._rbf_cache
         means = []
         for chunk in x.split(PREDICT_CHUNK):
             if cache is not None:
@@ -231,10 +249,7 @@ class GPModel(DynamicsModel):
             means.append(mean.T)
         return torch.cat(means)
 
-    def _sample(self, x: torch.Tensor, members: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
-        return self._sample_blocks(x, torch.randn((len(x), self.state_dim), generator=generator))
-
-    def _state(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         state = {
             "sparse": self.sparse,
             "gp": self.gp.state_dict(),
@@ -246,7 +261,7 @@ class GPModel(DynamicsModel):
             state["train_x"], state["train_y"] = self.gp.train_inputs[0], self.gp.train_targets
         return state
 
-    def _restore(self, state: dict[str, Any]) -> None:
+    def restore(self, state: dict[str, Any]) -> None:
         self.likelihood = self._new_likelihood()
         if state["sparse"]:
             self.gp = BatchSparseGP(torch.zeros(state["inducing_shape"]), self.config)

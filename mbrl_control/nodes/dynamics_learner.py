@@ -7,8 +7,10 @@ and answering parameter requests; when it succeeds the model is saved atomically
 starts later, on another machine, gets the newest model). Fit metrics go to
 ``/diagnostics``. On restart it reloads the dataset and republishes the last model.
 
-Parameters: ``model`` (ensemble, pe, de, mlp, gp) is fixed at start; the chosen model's
-settings, ``min_transitions`` and ``retrain_period`` change live (the next fit uses them).
+Parameters: ``model`` (any registered model: ensemble, pe, de, mlp, gp) is fixed at start;
+the chosen model's settings, ``min_transitions`` and ``retrain_period`` change live (the next
+fit uses them). With ``warm_start`` (the default) a fit continues from the last model while
+its settings are unchanged.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from std_msgs.msg import UInt8MultiArray
 from mbrl_control.checkpoint import CheckpointError
 from mbrl_control.config import Config, param
 from mbrl_control.data.transitions import TransitionDataset
-from mbrl_control.models import MODELS, PRESETS, load_model, make_model
+from mbrl_control.models import REGRESSORS, DynamicsModel, load_model, make_model
 from mbrl_control.nodes.common import (
     CONTROL, DIAGNOSTICS, EPISODES, EPISODES_TOPIC, LATCHED, MODEL_TOPIC, Worker, bind_arm, bytes_message, new_episodes, spin,
     status,
@@ -40,7 +42,7 @@ from mbrl_control.nodes.params import ParameterBinding
 class LearnerConfig(Config):
     """Settings of the dynamics learner."""
 
-    model: str = param("ensemble", "Model type.", choices=tuple(PRESETS), read_only=True)
+    model: str = param("ensemble", "Model type (any of models.REGRESSORS).", choices=tuple(REGRESSORS), read_only=True)
     out_dir: str = param("runs/ros/learner", "Folder of the dataset copy and the model checkpoint.", read_only=True)
     min_transitions: int = param(50, "Transitions needed before the first fit.", low=1)
     retrain_period: float = param(0.0, "Least seconds between fits; 0 = fit after every new episode.", low=0.0, high=1e6)
@@ -52,9 +54,9 @@ class DynamicsLearnerNode(Node):
         super().__init__("dynamics_learner", **kwargs)
         self.arm_params, self.arm = bind_arm(self)
         self.params = ParameterBinding(self, LearnerConfig())
-        kind, preset = PRESETS[self.params[LearnerConfig].model]
-        model_config = MODELS[kind].Config().replace(**preset, goal_dims=3)
-        self.model_params = ParameterBinding(self, model_config, read_only=tuple(preset) + ("goal_dims",))
+        model_config = REGRESSORS[self.params[LearnerConfig].model].Config().replace(**self.arm.MODEL_LAYOUT)
+        self.model_params = ParameterBinding(self, model_config)
+        self.last_model: DynamicsModel | None = None  # the last good fit, which the next one may continue
         self.out_dir = Path(self.params[LearnerConfig].out_dir)
         self.dataset_path, self.model_path = self.out_dir / "dataset.npz", self.out_dir / "model.pt"
         self.lock = threading.Lock()  # guards dataset
@@ -76,11 +78,12 @@ class DynamicsLearnerNode(Node):
         if not self.model_path.exists():
             return
         try:
-            model = load_model(self.model_path, self.arm.obs_dim, self.arm.n)
+            model = load_model(self.model_path, self.arm.obs_dim, self.arm.n, derive=self.arm.derive)
         except CheckpointError as err:
             self.get_logger().error(f"last model not republished: {err}")
             return
         self.fitted_size = model.dataset_size
+        self.last_model = model
         self.model_pub.publish(bytes_message(self.model_path.read_bytes()))
         self.get_logger().info(f"republished {self.model_path} ({model.dataset_size} transitions)")
 
@@ -114,12 +117,17 @@ class DynamicsLearnerNode(Node):
         self.worker.start(self.fit, data)
 
     def fit(self, data: TransitionDataset) -> None:
-        """Worker thread: fit a fresh model on ``data``; save, publish, report."""
-        kind, _ = PRESETS[self.params[LearnerConfig].model]
-        config = self.model_params[MODELS[kind].Config]
+        """Worker thread: fit a model on ``data`` (a copy of the last one while its settings
+        stand, so ``warm_start`` can continue it; else a new one); save, publish, report."""
+        name = self.params[LearnerConfig].model
+        config = self.model_params[REGRESSORS[name].Config]
         torch.set_num_threads(self.params[LearnerConfig].threads)
         try:
-            model = make_model(self.params[LearnerConfig].model, self.arm.obs_dim, self.arm.n, **config.to_dict())
+            last = self.last_model
+            if last is not None and last.name == REGRESSORS[name].name and last.config == config:
+                model = last.copy()
+            else:
+                model = make_model(name, self.arm.obs_dim, self.arm.n, derive=self.arm.derive, **config.to_dict())
             report = model.fit(data)
             model.save(self.model_path)
         except Exception as err:  # a failed fit keeps the last good model
@@ -129,6 +137,7 @@ class DynamicsLearnerNode(Node):
             return
         self.fitted_size = len(data)
         self.fits += 1
+        self.last_model = model
         if not self.context.ok():  # shut down while fitting: the checkpoint is on disk for the restart
             print(f"[dynamics_learner] fit on {len(data)} transitions saved to {self.model_path}", file=sys.stderr, flush=True)
             return

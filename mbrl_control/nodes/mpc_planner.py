@@ -24,11 +24,12 @@ from rclpy.node import Node
 
 from mbrl_control.config import Config, param
 from mbrl_control.models import load_model
-from mbrl_control.models.base import DynamicsModel
+from mbrl_control.models.dynamics import DynamicsModel
 from mbrl_control.nodes.common import MODEL_TOPIC, LatestCheckpoint, bind_arm, spin
 from mbrl_control.nodes.control_loop import ControlLoop
 from mbrl_control.nodes.params import ParameterBinding
-from mbrl_control.planning.mpc import OPTIMIZER_CONFIGS, MPCConfig, MPCController
+from mbrl_control.planning.mpc import MPCConfig, MPCController
+from mbrl_control.planning.optimizers import OPTIMIZERS
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,12 @@ class MPCPlannerNode(Node):
         super().__init__("mpc_planner", **kwargs)
         self.arm_params, self.arm = bind_arm(self)
         self.params = ParameterBinding(self, MPCConfig(), PlannerNodeConfig(), read_only=("optimizer",))
-        self.optimizer_params = ParameterBinding(self, OPTIMIZER_CONFIGS[self.params[MPCConfig].optimizer]())
+        self.optimizer_params = ParameterBinding(self, OPTIMIZERS[self.params[MPCConfig].optimizer].Config())
         self.rng = np.random.default_rng(self.params[MPCConfig].seed)  # exploration
         self.controller: MPCController | None = None
         self._versions = (-1, -1)
         self.model = LatestCheckpoint(
-            self, MODEL_TOPIC, lambda source: load_model(source, self.arm.obs_dim, self.arm.n), "model",
+            self, MODEL_TOPIC, lambda source: load_model(source, self.arm.obs_dim, self.arm.n, derive=self.arm.derive), "model",
             path=self.params[PlannerNodeConfig].model_path, on_change=self.on_model,
         )
         self.loop = ControlLoop(
@@ -74,7 +75,7 @@ class MPCPlannerNode(Node):
         versions = (self.params.version, self.optimizer_params.version)
         if self.controller is None or versions != self._versions:
             config = self.params[MPCConfig]
-            optimizer = self.optimizer_params[OPTIMIZER_CONFIGS[config.optimizer]].to_dict()
+            optimizer = self.optimizer_params[OPTIMIZERS[config.optimizer].Config].to_dict()
             if self.controller is None:
                 self.controller = MPCController(self.model.value, self.arm.reward_fn, -np.ones(self.arm.n), np.ones(self.arm.n),
                                                 config=config, optimizer_overrides=optimizer)

@@ -43,13 +43,14 @@ from mbrl_control.config import Config, param
 from mbrl_control.data.transitions import TransitionDataset
 from mbrl_control.loops.policy_search import GOAL_POOL, ImaginedPolicyTrainer
 from mbrl_control.models import load_model
-from mbrl_control.models.base import DynamicsModel
+from mbrl_control.models.dynamics import DynamicsModel
 from mbrl_control.nodes.common import (
     CONTROL, DIAGNOSTICS, EPISODES, EPISODES_TOPIC, LATCHED, MODEL_TOPIC, POLICY_TOPIC, LatestCheckpoint, Worker,
     bind_arm, bytes_message, new_episodes, spin, status,
 )
 from mbrl_control.nodes.params import ParameterBinding
-from mbrl_control.planning.mpc import OPTIMIZER_CONFIGS, MPCConfig, MPCController
+from mbrl_control.planning.mpc import MPCConfig, MPCController
+from mbrl_control.planning.optimizers import OPTIMIZERS
 from mbrl_control.policies.config import PolicyConfig
 from mbrl_control.policies.imitation import behaviour_cloning, label_states
 from mbrl_control.policies.train import save_policy
@@ -84,7 +85,7 @@ class PolicyTrainerNode(Node):
         if self.method == "dagger":  # the expert: the planner's settings, through the current model
             planner = tuple(name for name in MPCConfig.field_names() if name not in ("seed", "threads"))  # the trainer's serve
             self.mpc_params = ParameterBinding(self, (MPCConfig(), planner), read_only=("optimizer",))
-            self.optimizer_params = ParameterBinding(self, OPTIMIZER_CONFIGS[self.mpc_params[MPCConfig].optimizer]())
+            self.optimizer_params = ParameterBinding(self, OPTIMIZERS[self.mpc_params[MPCConfig].optimizer].Config())
         self.out_dir = Path(config.out_dir)
         self.policy_path, self.labels_path = self.out_dir / "policy.pt", self.out_dir / "labels.npz"
         self.trainer = self._make_trainer()
@@ -98,7 +99,7 @@ class PolicyTrainerNode(Node):
         self.policy_pub = self.create_publisher(UInt8MultiArray, POLICY_TOPIC, LATCHED)
         self.diagnostics = self.create_publisher(DiagnosticArray, DIAGNOSTICS, CONTROL)
         self.model: LatestCheckpoint[DynamicsModel] = LatestCheckpoint(
-            self, MODEL_TOPIC, lambda source: load_model(source, self.arm.obs_dim, self.arm.n), "model")
+            self, MODEL_TOPIC, lambda source: load_model(source, self.arm.obs_dim, self.arm.n, derive=self.arm.derive), "model")
         self.create_subscription(UInt8MultiArray, EPISODES_TOPIC, self.on_episode, EPISODES)
         self._resume()
         self.create_timer(0.5, self.maybe_train)
@@ -197,7 +198,7 @@ class PolicyTrainerNode(Node):
             self.dataset = TransitionDataset(self.arm.obs_dim, self.arm.n)
         if len(fresh):
             mpc_config = self.mpc_params[MPCConfig]
-            optimizer = self.optimizer_params[OPTIMIZER_CONFIGS[mpc_config.optimizer]].to_dict()
+            optimizer = self.optimizer_params[OPTIMIZERS[mpc_config.optimizer].Config].to_dict()
             expert = MPCController(model, self.arm.reward_fn, -np.ones(self.arm.n), np.ones(self.arm.n),
                                    config=mpc_config.replace(time_budget=0.0), optimizer_overrides=optimizer)
             actions = label_states(expert.act, fresh.obs, fresh.episode, expert.reset)

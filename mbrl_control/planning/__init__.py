@@ -2,21 +2,26 @@
 
 from mbrl_control.planning.optimizers import (
     CEM,
+    ICEM,
     MPPI,
+    OPTIMIZERS,
     CEMConfig,
     CEMGradient,
     CEMGradientConfig,
     GradientConfig,
     GradientShooting,
+    ICEMConfig,
     MPPIConfig,
     OptimizerResult,
     RandomShooting,
     RandomShootingConfig,
     TrajectoryOptimizer,
+    colored_noise,
 )
 from mbrl_control.planning.propagation import PROPAGATIONS, trajectory_cost
 
 __all__ = [
-    "CEM", "MPPI", "CEMConfig", "CEMGradient", "CEMGradientConfig", "GradientConfig", "GradientShooting", "MPPIConfig", "OptimizerResult", "RandomShooting",
-    "RandomShootingConfig", "TrajectoryOptimizer", "PROPAGATIONS", "trajectory_cost",
+    "CEM", "ICEM", "MPPI", "OPTIMIZERS", "CEMConfig", "CEMGradient", "CEMGradientConfig", "GradientConfig", "GradientShooting",
+    "ICEMConfig", "MPPIConfig", "OptimizerResult", "RandomShooting", "RandomShootingConfig", "TrajectoryOptimizer",
+    "PROPAGATIONS", "colored_noise", "trajectory_cost",
 ]

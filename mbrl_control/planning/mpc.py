@@ -2,7 +2,10 @@
 
 ``act(obs)`` optimises an action sequence over the horizon from the current state
 (PETS-style trajectory sampling, :mod:`mbrl_control.planning.propagation`), executes the
-first action and keeps the rest, shifted by one step, as the next warm start. A per-tick
+first action and keeps the rest, shifted by one step, as the next warm start. The
+controller remembers the actions it sent (the last ``model.history`` of them) and rolls
+the model through them first: on an arm whose servos act late they are still in flight
+when the next plan starts. A per-tick
 ``time_budget`` becomes the optimiser's deadline, so planning never overruns a control
 tick. If the model yields NaN/inf, the controller returns the safe action (zero change:
 hold position, for ArmReach) and forgets its warm start.
@@ -18,30 +21,9 @@ import numpy as np
 import torch
 
 from mbrl_control.config import Config, param
-from mbrl_control.models.base import DynamicsModel
-from mbrl_control.planning.optimizers import (
-    CEM,
-    MPPI,
-    CEMConfig,
-    CEMGradient,
-    CEMGradientConfig,
-    GradientConfig,
-    GradientShooting,
-    MPPIConfig,
-    OptimizerResult,
-    RandomShooting,
-    RandomShootingConfig,
-    TrajectoryOptimizer,
-)
+from mbrl_control.models.dynamics import DynamicsModel
+from mbrl_control.planning.optimizers import OPTIMIZERS, OptimizerResult
 from mbrl_control.planning.propagation import PROPAGATIONS, RewardFn, TerminationFn, trajectory_cost
-
-OPTIMIZERS: dict[str, type[TrajectoryOptimizer]] = {
-    "cem": CEM, "mppi": MPPI, "random": RandomShooting, "gradient": GradientShooting, "cem_gradient": CEMGradient,
-}
-OPTIMIZER_CONFIGS: dict[str, type[Config]] = {
-    "cem": CEMConfig, "mppi": MPPIConfig, "random": RandomShootingConfig,
-    "gradient": GradientConfig, "cem_gradient": CEMGradientConfig,
-}
 
 
 @dataclass(frozen=True)
@@ -49,7 +31,7 @@ class MPCConfig(Config):
     """Settings of the MPC controller (the optimiser has its own config)."""
 
     horizon: int = param(8, "Planning horizon in control ticks.", low=1, high=200)
-    optimizer: str = param("cem", "Trajectory optimiser.", choices=tuple(OPTIMIZERS))
+    optimizer: str = param("cem", "Trajectory optimiser (any of planning.OPTIMIZERS).", choices=tuple(OPTIMIZERS))
     particles: int = param(5, "Rollouts per candidate sequence (rounded up to a multiple of the ensemble size; 5 = one per member).", low=1, high=1000)
     propagation: str = param("ts_inf", "How particles use the model's uncertainty.", choices=PROPAGATIONS)
     risk: float = param(0.0, "k in the candidate score mean - k·std over particles (k < 0: optimism, seeks what the model does not know).", low=-100.0, high=100.0)
@@ -62,6 +44,8 @@ class MPCController:
     """Plans with ``model`` and ``reward_fn`` for actions in ``[low, high]`` (arrays [A]).
 
     Attributes:
+        past: [h, A] the last ``model.history`` actions sent, oldest first (zeros after a
+            reset), the in-flight actions each plan starts from.
         planning_times: seconds spent in each ``act`` call.
         fallbacks: ticks on which the model produced NaN/inf and the safe action was used.
         last_result: the optimiser's result of the latest tick.
@@ -84,6 +68,7 @@ class MPCController:
         zero = np.zeros(len(self.low), dtype=np.float32)
         self.safe_action = np.clip(zero if safe_action is None else np.asarray(safe_action, np.float32), low, high)
         self._plan: torch.Tensor | None = None
+        self.past = torch.zeros(model.history, len(self.low))
         self.configure((config or MPCConfig()).replace(**overrides), optimizer_overrides)
         self.generator = torch.Generator().manual_seed(self.config.seed)
         self.planning_times: list[float] = []
@@ -100,12 +85,24 @@ class MPCController:
             self._plan = None
 
     def reset(self) -> None:
-        """Forget the warm start (a new episode or target)."""
+        """Forget the warm start and the actions sent (a new episode or target)."""
         self._plan = None
+        self.optimizer.reset()
+        self.past = torch.zeros(self.model.history, len(self.low))
 
     def set_model(self, model: DynamicsModel) -> None:
-        """Swap in a newly fitted model; the warm start stays useful and is kept."""
+        """Swap in a newly fitted model; the warm start stays useful and is kept (and the
+        actions sent, as many as the new model's history takes)."""
+        padded = torch.cat([torch.zeros(model.history, len(self.low)), self.past])
+        self.past = padded[len(padded) - model.history :]
         self.model = model
+
+    def record(self, action: np.ndarray) -> None:
+        """Book ``action`` [A] as the one sent this tick, for a caller that sent another
+        action than :meth:`act` returned (an open-loop plan's step, a clamped command);
+        :meth:`act` books its own."""
+        if len(self.past):
+            self.past = torch.cat([self.past[1:], torch.as_tensor(action, dtype=torch.float32).reshape(1, -1)])
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """The action [A] (float32) to execute now, from observation ``obs`` [obs_dim]."""
@@ -116,7 +113,7 @@ class MPCController:
         cost = trajectory_cost(
             self.model, torch.as_tensor(obs, dtype=torch.float32), self.reward_fn,
             particles=self.config.particles, propagation=self.config.propagation,
-            termination_fn=self.termination_fn, risk=self.config.risk, generator=self.generator,
+            termination_fn=self.termination_fn, risk=self.config.risk, generator=self.generator, past=self.past,
         )
         result = self.optimizer.optimize(cost, initial=self._plan, deadline=deadline, generator=self.generator)
         self.last_result = result
@@ -127,5 +124,6 @@ class MPCController:
         else:
             self._plan = self.optimizer.shift(result.actions)
             action = result.actions[0].numpy().astype(np.float32)
+        self.record(action)
         self.planning_times.append(time.perf_counter() - start)
         return action

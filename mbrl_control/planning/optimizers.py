@@ -13,6 +13,12 @@ because of planning. The first iteration always runs.
   smooth with ``alpha`` (``μ ← α μ + (1 - α) μ_elites``, the same for σ²); the plan is the
   final mean (PETS), not the single best sample, whose first action carries its sampling
   noise: measured on ArmReach, the best sample jitters around the target and drifts off it.
+* iCEM (Pinneri et al. 2020, "Sample-efficient cross-entropy method for real-time
+  planning"): CEM whose samples are coloured noise (power spectrum ∝ 1/f^β along the
+  horizon: smooth sequences, as good controls are), whose population shrinks by γ per
+  iteration, which carries a fraction ξ of its elites into the next iteration and, shifted
+  by a step, into the next tick, adds its mean to the last iteration's samples, and
+  executes the best sequence it has evaluated (or its mean).
 * MPPI: perturb the mean by ``N(0, σ²)``, average the samples with weights
   ``softmax(-(J - min J) / λ)``; the plan is that average (its cost is evaluated).
 * Gradient shooting (seed 003, trajectory optimisation with derivatives): Adam on a batch
@@ -25,10 +31,11 @@ needs a cost that is differentiable in the actions (:func:`trajectory_cost` is).
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, ClassVar, Iterator
 
 import torch
 
@@ -69,6 +76,23 @@ class CEMConfig(Config):
 
 
 @dataclass(frozen=True)
+class ICEMConfig(Config):
+    population: int = param(64, "Sequences sampled in the first iteration (N).", low=2, high=1_000_000)
+    elites: int = param(8, "Lowest-cost samples the sampling distribution is refitted to (K).", low=1, high=1_000_000)
+    iterations: int = param(3, "Refits per optimisation.", low=1, high=1000)
+    decay: float = param(1.25, "γ: iteration i samples max(N·γ^-i, 2K) sequences.", low=1.0, high=10.0)
+    noise_exponent: float = param(2.0, "β: the samples' power spectrum along the horizon is ∝ 1/f^β (0: white noise, CEM's).", low=0.0, high=6.0)
+    keep_elites: float = param(0.3, "ξ: fraction of the elites carried into the next iteration and, shifted, into the next tick.", low=0.0, high=1.0)
+    alpha: float = param(0.1, "Smoothing: weight of the previous mean and variance in each refit.", low=0.0, high=1.0 - 1e-9)
+    initial_std: float = param(0.5, "Initial std as a fraction of the half-range of the action bounds.", low=0.0, low_exclusive=True, high=10.0)
+    execute: str = param("best", "The plan returned: the best sequence evaluated (iCEM) or the final mean (PETS's CEM).", choices=("best", "mean"))
+
+    def check(self) -> None:
+        if self.elites > self.population:
+            raise ConfigError(f"ICEMConfig.elites = {self.elites}: must not exceed population = {self.population}")
+
+
+@dataclass(frozen=True)
 class MPPIConfig(Config):
     population: int = param(128, "Perturbed sequences per iteration.", low=1, high=1_000_000)
     iterations: int = param(1, "Updates of the mean per optimisation.", low=1, high=1000)
@@ -98,17 +122,36 @@ class CEMGradientConfig(CEMConfig):
             )
 
 
+OPTIMIZERS: dict[str, type["TrajectoryOptimizer"]] = {}
+
+
 class TrajectoryOptimizer(ABC):
     """Minimise ``cost(actions [N, H, A]) -> [N]`` over sequences of ``horizon`` steps with
-    each action in ``[low, high]`` (tensors [A])."""
+    each action in ``[low, high]`` (tensors [A]).
 
-    def __init__(self, config: Config, horizon: int, low: torch.Tensor, high: torch.Tensor) -> None:
+    Subclasses set ``name`` (defining the class registers it in :data:`OPTIMIZERS`) and
+    ``Config``, and implement :meth:`optimize`; settings are the config's fields, given as
+    ``config`` or keyword ``overrides``."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[Config]]
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            OPTIMIZERS[cls.name] = cls
+
+    def __init__(self, horizon: int, low: torch.Tensor, high: torch.Tensor, config: Config | None = None, **overrides) -> None:
         if horizon < 1:
             raise ValueError(f"horizon must be at least 1, got {horizon}")
         low, high = torch.as_tensor(low, dtype=torch.float32), torch.as_tensor(high, dtype=torch.float32)
         if low.shape != high.shape or low.ndim != 1 or not torch.all(low < high):
             raise ValueError(f"action bounds must be [A] tensors with low < high, got {low} and {high}")
-        self.config, self.horizon, self.low, self.high = config, horizon, low, high
+        self.config, self.horizon, self.low, self.high = (config or self.Config()).replace(**overrides), horizon, low, high
+
+    def reset(self) -> None:
+        """Forget what the search carried from tick to tick, besides the warm start (a new
+        episode)."""
 
     @property
     def center(self) -> torch.Tensor:
@@ -163,8 +206,8 @@ def _iterations(limit: int, deadline: float | None) -> Iterator[int]:
 class RandomShooting(TrajectoryOptimizer):
     """Guess and check: ``population`` uniform sequences, the cheapest wins."""
 
-    def __init__(self, horizon: int, low: torch.Tensor, high: torch.Tensor, config: RandomShootingConfig | None = None, **overrides) -> None:
-        super().__init__((config or RandomShootingConfig()).replace(**overrides), horizon, low, high)
+    name = "random"
+    Config = RandomShootingConfig
 
     @torch.no_grad()
     def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
@@ -180,8 +223,8 @@ class RandomShooting(TrajectoryOptimizer):
 class CEM(TrajectoryOptimizer):
     """Cross-entropy method with smoothed refits and bound-aware sampling (PETS)."""
 
-    def __init__(self, horizon: int, low: torch.Tensor, high: torch.Tensor, config: CEMConfig | None = None, **overrides) -> None:
-        super().__init__((config or CEMConfig()).replace(**overrides), horizon, low, high)
+    name = "cem"
+    Config = CEMConfig
 
     @torch.no_grad()
     def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
@@ -204,11 +247,85 @@ class CEM(TrajectoryOptimizer):
         return OptimizerResult(mean, float(cost(mean[None])[0]), iterations + 1, elites)
 
 
+def colored_noise(shape: tuple[int, ...], horizon: int, exponent: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Gaussian noise [*shape, horizon] with unit variance whose power spectrum along the
+    last axis is ∝ 1/f^β (β = ``exponent``; 0 is white noise, 1 pink, 2 brown): random
+    Fourier coefficients scaled by f^(-β/2), transformed back (as the ``colorednoise``
+    package does, with the zero frequency weighted as the lowest one, 1/horizon)."""
+    frequencies = torch.fft.rfftfreq(horizon)
+    frequencies[0] = 1.0 / horizon
+    scale = frequencies ** (-exponent / 2)
+    real = torch.randn((*shape, len(frequencies)), generator=generator) * scale
+    imag = torch.randn((*shape, len(frequencies)), generator=generator) * scale
+    imag[..., 0] = 0.0  # the mean of a real signal is real
+    if horizon % 2 == 0:
+        imag[..., -1] = 0.0  # so is the Nyquist coefficient
+    # x_t = (X_0 + 2 Σ Re(X_k e^{2πikt/H}) + X_{H/2} (-1)^t) / H: Var x_t = (s_0² + 4 Σ s_k² + s_{H/2}²) / H²
+    weights = torch.full_like(scale, 4.0)
+    weights[0] = 1.0
+    if horizon % 2 == 0:
+        weights[-1] = 1.0
+    std = (weights * scale**2).sum().sqrt() / horizon
+    return torch.fft.irfft(torch.complex(real, imag), n=horizon) / std
+
+
+class ICEM(TrajectoryOptimizer):
+    """The improved cross-entropy method (iCEM); elites carried from tick to tick until
+    :meth:`reset`."""
+
+    name = "icem"
+    Config = ICEMConfig
+
+    def __init__(self, horizon: int, low: torch.Tensor, high: torch.Tensor, config: ICEMConfig | None = None, **overrides) -> None:
+        super().__init__(horizon, low, high, config, **overrides)
+        self._elites: torch.Tensor | None = None  # [K, H, A] the last optimisation's, cheapest first
+
+    def reset(self) -> None:
+        self._elites = None
+
+    def sample(self, mean: torch.Tensor, std: torch.Tensor, count: int, generator: torch.Generator | None) -> torch.Tensor:
+        """``count`` sequences [count, H, A]: ``mean + std ⊙ coloured noise``, clipped."""
+        noise = colored_noise((count, mean.shape[1]), self.horizon, self.config.noise_exponent, generator).transpose(1, 2)
+        return self.clip(mean + std * noise)
+
+    @torch.no_grad()
+    def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
+        cfg = self.config
+        mean = self.start(initial)
+        var = (cfg.initial_std * self.half_range).expand_as(mean) ** 2
+        kept = max(1, round(cfg.keep_elites * cfg.elites)) if cfg.keep_elites > 0 else 0
+        best_actions, best_cost, elites, iterations = mean, float("inf"), None, 0
+        for iterations in _iterations(cfg.iterations, deadline):
+            count = max(math.ceil(cfg.population * cfg.decay**-iterations), 2 * cfg.elites)
+            # keep two standard deviations inside the bounds, so clipping rarely bites
+            std = torch.minimum(var, torch.minimum(mean - self.low, self.high - mean).square() / 4).sqrt()
+            samples = [self.sample(mean, std, count, generator)]
+            if iterations == 0 and self._elites is not None and kept:  # last tick's elites, a step on
+                last = self.clip(mean[-1] + std[-1] * torch.randn((kept, mean.shape[1]), generator=generator))
+                samples.append(torch.cat([self._elites[:kept, 1:], last[:, None]], dim=1))
+            elif iterations > 0 and kept:
+                samples.append(elites[:kept])
+            if iterations == cfg.iterations - 1:
+                samples.append(mean[None])
+            samples = torch.cat(samples)
+            costs = cost(samples)
+            order = torch.argsort(costs)
+            elites = samples[order[: cfg.elites]]
+            if float(costs[order[0]]) < best_cost:
+                best_cost, best_actions = float(costs[order[0]]), samples[order[0]]
+            mean = cfg.alpha * mean + (1 - cfg.alpha) * elites.mean(0)
+            var = cfg.alpha * var + (1 - cfg.alpha) * elites.var(0, unbiased=False)
+        self._elites = elites
+        if cfg.execute == "mean":
+            return OptimizerResult(mean, float(cost(mean[None])[0]), iterations + 1, elites)
+        return OptimizerResult(best_actions, best_cost, iterations + 1, elites)
+
+
 class MPPI(TrajectoryOptimizer):
     """Model-predictive path integral: cost-weighted averaging of perturbed sequences."""
 
-    def __init__(self, horizon: int, low: torch.Tensor, high: torch.Tensor, config: MPPIConfig | None = None, **overrides) -> None:
-        super().__init__((config or MPPIConfig()).replace(**overrides), horizon, low, high)
+    name = "mppi"
+    Config = MPPIConfig
 
     @torch.no_grad()
     def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
@@ -269,8 +386,8 @@ def descend(
 class GradientShooting(TrajectoryOptimizer):
     """Adam on ``candidates`` sequences at once: the warm start and random restarts."""
 
-    def __init__(self, horizon: int, low: torch.Tensor, high: torch.Tensor, config: GradientConfig | None = None, **overrides) -> None:
-        super().__init__((config or GradientConfig()).replace(**overrides), horizon, low, high)
+    name = "gradient"
+    Config = GradientConfig
 
     def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
         cfg = self.config
@@ -286,8 +403,8 @@ class CEMGradient(CEM):
     """CEM, then Adam steps on its ``refine_candidates`` best elites (a sampler finds the
     basin, the gradient finishes the descent)."""
 
-    def __init__(self, horizon: int, low: torch.Tensor, high: torch.Tensor, config: CEMGradientConfig | None = None, **overrides) -> None:
-        TrajectoryOptimizer.__init__(self, (config or CEMGradientConfig()).replace(**overrides), horizon, low, high)
+    name = "cem_gradient"
+    Config = CEMGradientConfig
 
     def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
         cfg = self.config

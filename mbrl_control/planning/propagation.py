@@ -17,6 +17,10 @@ Propagation (how a particle picks its model):
   ``expectation``  the mean prediction, one deterministic particle.
 GPs and single networks have one "member": ``ts_inf`` and ``ts1`` sample from the
 predictive distribution there.
+
+A model with ``history`` h takes the h actions before each step's: the first steps of a
+rollout read the actions already sent (``past``, the ones still in flight on an arm whose
+servos act late), later steps the candidate's own.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Callable
 
 import torch
 
-from mbrl_control.models.base import DynamicsModel
+from mbrl_control.models.dynamics import DynamicsModel
 
 RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 TerminationFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -41,6 +45,7 @@ def trajectory_cost(
     termination_fn: TerminationFn | None = None,
     risk: float = 0.0,
     generator: torch.Generator | None = None,
+    past: torch.Tensor | None = None,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """The cost of action sequences from state ``obs`` [obs_dim] under ``model``:
     differentiable in the actions where the model is (callers that only sample wrap it in
@@ -53,15 +58,21 @@ def trajectory_cost(
             after the step it terminates on.
         risk: k in the score ``mean - k · std`` over particles (0: risk-neutral,
             k < 0: optimistic about what the particles disagree on).
+        past: [h, A] the actions sent before ``obs``, oldest first, for a model with
+            ``history`` h (None: zeros).
     """
     if propagation not in PROPAGATIONS:
         raise ValueError(f"propagation = {propagation!r}: choose one of {', '.join(PROPAGATIONS)}")
-    members = getattr(model.config, "members", 1)
+    members, history = model.members, model.history
     if propagation == "expectation":
         particles = 1
     else:
         particles = -(-particles // members) * members
     obs = torch.as_tensor(obs, dtype=torch.float32)
+    if history:
+        sent = torch.zeros(history, model.act_dim) if past is None else torch.as_tensor(past, dtype=torch.float32)
+        if sent.shape != (history, model.act_dim):
+            raise ValueError(f"past must be [{history}, {model.act_dim}] (the model's history), got {list(sent.shape)}")
 
     def cost(actions: torch.Tensor) -> torch.Tensor:
         n, horizon, _ = actions.shape
@@ -69,20 +80,23 @@ def trajectory_cost(
         # particle-major rows (row = p·N + n) make the member-major blocks hold every candidate
         state = obs.expand(rows, -1)
         repeated = actions.repeat(particles, 1, 1)  # [P·N, H, A]
+        # step t reads the actions t-h … t-1 of [sent, candidate]
+        window = torch.cat([sent.expand(rows, -1, -1), repeated], dim=1) if history else None
         states = [state]
         for t in range(horizon):
             act = repeated[:, t]
+            before = window[:, t : t + history] if history else None
             if propagation == "expectation":
-                state = model.predict_mean(state, act)
+                state = model.predict_mean(state, act, before)
             else:
                 # common random numbers: particle p draws the same noise for every candidate,
                 # so candidates are compared on the same futures, not on lucky draws
                 noise = torch.randn((particles, 1, obs.shape[-1]), generator=generator).expand(-1, n, -1).reshape(rows, -1)
                 if propagation == "ts_inf":
-                    state = model.sample_member_blocks(state, act, noise)
+                    state = model.sample(state, act, before, noise)
                 else:  # ts1: shuffle particles into member blocks, sample, unshuffle
                     order = torch.randperm(rows, generator=generator)
-                    shuffled = model.sample_member_blocks(state[order], act[order], noise[order])
+                    shuffled = model.sample(state[order], act[order], None if before is None else before[order], noise[order])
                     state = torch.empty_like(shuffled)
                     state[order] = shuffled
             states.append(state)

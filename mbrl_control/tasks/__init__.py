@@ -11,6 +11,6 @@ own ``reward_fn`` (and ``termination_fn``).
 """
 
 from mbrl_control.tasks import arm, gym_mujoco  # noqa: F401  (defining a task registers it)
-from mbrl_control.tasks.base import TASKS, Task, env_id, make_env, task_for
+from mbrl_control.tasks.base import TASKS, Task, env_id, make_env, model_layout, task_for
 
-__all__ = ["TASKS", "Task", "env_id", "make_env", "task_for"]
+__all__ = ["TASKS", "Task", "env_id", "make_env", "model_layout", "task_for"]

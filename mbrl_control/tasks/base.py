@@ -33,6 +33,8 @@ class Task(ABC):
             does not take them as inputs, so it does not tie the dynamics to where data were
             recorded.
         goal_dims: the last this many entries are the task's goal, constant in an episode.
+        derived_dims: the this many entries before the goal are :meth:`derive` of the
+            others (known exactly, so a model computes them instead of learning them).
         terminates: whether :meth:`termination` can end an episode.
 
     Args:
@@ -47,6 +49,7 @@ class Task(ABC):
     env_kwargs: ClassVar[dict[str, Any]] = {}
     free_dims: ClassVar[int] = 0
     goal_dims: ClassVar[int] = 0
+    derived_dims: ClassVar[int] = 0
     terminates: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -77,6 +80,10 @@ class Task(ABC):
         """Whether each transition ends its episode, bool [...] (never, by default)."""
         return torch.zeros(next_obs.shape[:-1], dtype=torch.bool, device=next_obs.device)
 
+    def derive(self, state: torch.Tensor) -> torch.Tensor:
+        """The ``derived_dims`` entries [..., D] from the entries before them [..., L]."""
+        raise NotImplementedError(f"{type(self).__name__} has no derived entries")
+
     @property
     def termination_fn(self):
         """:meth:`termination`, or None for a task that never terminates (planners then skip it)."""
@@ -94,6 +101,16 @@ def task_for(env: gym.Env) -> Task | None:
     task is registered for that id."""
     found = TASKS.get(env_id(env) or "")
     return None if found is None else found(env)
+
+
+def model_layout(env: gym.Env, task: Task | None) -> tuple[dict[str, int], Any]:
+    """The dynamics model's observation layout for ``env`` (``goal_dims``, ``derived_dims``,
+    ``free_dims``, from its task, else the env's own ``goal_dims``) and the ``derive``
+    function its derived entries need (or None)."""
+    if task is None:
+        return {"goal_dims": int(getattr(env.unwrapped, "goal_dims", 0))}, None
+    layout = {"goal_dims": task.goal_dims, "derived_dims": task.derived_dims, "free_dims": task.free_dims}
+    return layout, task.derive if task.derived_dims else None
 
 
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:
