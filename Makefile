@@ -1,7 +1,10 @@
 # make demo   set up .venv and watch the simulated arm learn to reach: the ROS 2 node graph
 #             (sim, data collector, dynamics learner, MPC planner) over localhost DDS
 # make test   set up .venv and run the test suite
-# make bench  set up .venv and run the benchmarks
+# make bench  set up .venv, add the peers (bench-peers) and run the benchmarks
+# make bench-peers  add the peers the benchmarks compare against: the bench extra
+#             (stable-baselines3, sb3-contrib) and mbrl-lib's PETS (mbrl 0.2.0, whose own pins
+#             would downgrade gymnasium: installed with --no-deps, with the hydra it needs)
 # make lock   rewrite constraints.txt from the working .venv
 #
 # Set-up is idempotent: .venv is (re)built only when the requirement files change.
@@ -29,7 +32,7 @@ export MUJOCO_GL ?= egl
 
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: install demo test bench lock clean
+.PHONY: install demo test bench bench-peers lock clean
 
 install: $(STAMP)
 
@@ -47,7 +50,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+PEERS := $(VENV)/.peers
+
+bench-peers: $(PEERS)
+
+$(PEERS): $(STAMP)
+	$(PIP) install stable-baselines3==2.9.2 sb3-contrib==2.9.2 -c constraints.txt  # setup.py's bench extra
+	$(PIP) install --no-deps mbrl==0.2.0 hydra-core==1.3.8 omegaconf==2.3.1 antlr4-python3-runtime==4.9.3 termcolor==3.3.0
+	@touch $@
+
+bench: $(STAMP) $(PEERS)
 	$(BIN)/python benchmarks/sim_speed.py
 	$(BIN)/python benchmarks/model_accuracy.py --json benchmarks/results/model_accuracy.json
 	$(BIN)/python benchmarks/planning_rate.py --json benchmarks/results/planning_rate.json
@@ -58,6 +70,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/model_based_policies.py --json benchmarks/results/model_based_policies.json
 	$(BIN)/python benchmarks/control_loop.py --json benchmarks/results/control_loop.json
 	$(BIN)/python benchmarks/fault_injection.py --json benchmarks/results/fault_injection.json
+	$(BIN)/python benchmarks/gym_mbrl.py --json benchmarks/results/gym_mbrl.json --plot benchmarks/results/gym_mbrl.png
 
 lock: $(STAMP)
 	@{ echo "# Every package the install pulls in, pinned (pip freeze of a working .venv)."; \

@@ -34,10 +34,16 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
 from mbrl_control.arm.env import ArmReach  # noqa: E402
+from mbrl_control.arm.interface import ArmInterface  # noqa: E402
+from mbrl_control.arm.reach import ReachConfig  # noqa: E402
+from mbrl_control.arm.sim import SimConfig  # noqa: E402
 from mbrl_control.loops.mbrl import explore  # noqa: E402
 from mbrl_control.models import make_model  # noqa: E402
 from mbrl_control.nodes.bringup import RunningGraph  # noqa: E402
 from mbrl_control.nodes.graph import Graph  # noqa: E402
+
+
+ARM = ArmInterface.from_configs(SimConfig(), ReachConfig())  # the layout the nodes give ArmReach's models
 
 
 class Driver:
@@ -112,7 +118,7 @@ def main() -> None:
     env.close()
     paths = {}
     for kind in ("ensemble", "gp"):
-        model = make_model(kind, 16, 5, goal_dims=3)
+        model = make_model(kind, 16, 5, derive=ARM.derive, **ARM.MODEL_LAYOUT)
         model.fit(data)
         paths[kind] = str(model.save(work / f"{kind}.pt"))
     from mbrl_control.policies.train import save_policy, train_policy

@@ -35,6 +35,9 @@ import torch
 
 from mbrl_control import ENV_ID
 from mbrl_control.data import TransitionDataset
+from mbrl_control.arm.interface import ArmInterface
+from mbrl_control.arm.reach import ReachConfig
+from mbrl_control.arm.sim import SimConfig
 from mbrl_control.models import make_model
 from mbrl_control.planning.mpc import MPCConfig, MPCController
 
@@ -69,6 +72,9 @@ class Load:
         if self.on:
             self.stop.set()
             self.process.join()
+
+
+ARM = ArmInterface.from_configs(SimConfig(), ReachConfig())  # the layout the nodes give ArmReach's models
 
 
 def record(episodes: int, seed: int) -> tuple[TransitionDataset, np.ndarray]:
@@ -128,7 +134,7 @@ def pytorch_mppi_row(model, states, ticks, population, horizon) -> dict | None:
     env = gym.make(ENV_ID).unwrapped
 
     def dynamics(state, action):
-        return model.sample_member_blocks(state, action) if len(state) % model.config.members == 0 else model.predict(state, action).mean
+        return model.sample(state, action) if len(state) % model.members == 0 else model.predict_mean(state, action)
 
     def running_cost(state, action):
         return -env.reward_fn(state, action, state)
@@ -155,8 +161,8 @@ def main() -> int:
     data, states = record(5, seed=0)
     torch.set_num_threads(2)
     models = {
-        "PE (E=5, 4×200)": make_model("ensemble", 16, 5, goal_dims=3, max_steps=300),
-        "GP (exact, 500 pts)": make_model("gp", 16, 5, goal_dims=3, iterations=20),
+        "PE (E=5, 4×200)": make_model("ensemble", 16, 5, derive=ARM.derive, **ARM.MODEL_LAYOUT, max_steps=300),
+        "GP (exact, 500 pts)": make_model("gp", 16, 5, derive=ARM.derive, **ARM.MODEL_LAYOUT, iterations=20),
     }
     for name, model in models.items():
         model.fit(data)

@@ -234,3 +234,122 @@ def test_the_gp_planning_mean_matches_gpytorch_for_several_outputs(kernel):
     x_obs, x_act = torch.as_tensor(rng.normal(size=(70, 5)), dtype=torch.float32), torch.rand(70, 2) * 2 - 1
     with torch.no_grad():
         torch.testing.assert_close(model.predict_mean(x_obs, x_act), model.predict(x_obs, x_act).mean, atol=5e-4, rtol=1e-4)
+
+
+def latency_arm_data(episodes: int, seed: int, latency: int = 2) -> TransitionDataset:
+    """ArmReach under random actions, its servos acting ``latency`` ticks late."""
+    import gymnasium as gym
+
+    from mbrl_control import ENV_ID
+
+    env = gym.make(ENV_ID, action_latency=latency)
+    rng = np.random.default_rng(seed)
+    data = TransitionDataset(16, 5)
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        for _ in range(100):
+            action = rng.uniform(-1, 1, 5)
+            next_obs, *_ = env.step(action)
+            data.append(obs, action, next_obs, episode=episode)
+            obs = next_obs
+    return data
+
+
+def test_history_lets_a_model_predict_an_arm_whose_servos_act_late():
+    from mbrl_control.arm.interface import ArmInterface
+    from mbrl_control.arm.reach import ReachConfig
+    from mbrl_control.arm.sim import SimConfig
+
+    arm = ArmInterface.from_configs(SimConfig(), ReachConfig())
+    train, test = latency_arm_data(3, seed=0), latency_arm_data(2, seed=100)
+    joints = slice(0, 5)
+    errors = {}
+    for history in (0, 2):
+        model = make_model("gp", 16, 5, derive=arm.derive, **arm.MODEL_LAYOUT, history=history, iterations=50)
+        model.fit(train)
+        with torch.no_grad():
+            mean = model.predict(*model.inputs(test)).mean.double().numpy()
+        errors[history] = float(((mean[:, joints] - test.next_obs[:, joints]) ** 2).mean())
+    moved = float(((test.next_obs[:, joints] - test.obs[:, joints]) ** 2).mean())
+    assert errors[2] < 0.2 * errors[0], errors  # the actions in flight decide where the joints go
+    assert errors[2] < 0.05 * moved, (errors, moved)
+
+
+def test_derived_entries_are_computed_not_learned(tmp_path):
+    """obs = [s, s², goal]: the middle entry is derived (s²), exactly, with the linearised variance."""
+    inner = system(300, seed=3)
+    data = TransitionDataset(obs_dim=3, act_dim=1)
+    goal = np.full((300, 1), 0.7)
+    data.append(np.hstack([inner.obs, inner.obs**2, goal]), inner.act, np.hstack([inner.next_obs, inner.next_obs**2, goal]),
+                episode=inner.episode)
+    square = lambda state: state[..., :1] ** 2  # noqa: E731
+    model = make_model("pe", 3, 1, derive=square, goal_dims=1, derived_dims=1, **SMALL)
+    model.fit(data)
+    obs, act = torch.tensor([[0.3, 0.09, 0.7], [-1.0, 1.0, 0.7]]), torch.tensor([[0.2], [-0.5]])
+    with torch.no_grad():
+        prediction = model.predict(obs, act)
+    torch.testing.assert_close(prediction.mean[:, 1], prediction.mean[:, 0] ** 2)
+    torch.testing.assert_close(prediction.var[:, 1], (2 * prediction.mean[:, 0]) ** 2 * prediction.var[:, 0])
+    torch.testing.assert_close(prediction.mean[:, 2], obs[:, 2])
+    without = load_model(model.save(tmp_path / "model.pt"), 3, 1)
+    with pytest.raises(RuntimeError, match=r"derived_dims = 1: observation entries 1-1 are computed by the task's derive"):
+        without.predict(obs, act)
+
+
+def test_a_new_model_is_one_small_class(tmp_path):
+    """A least-squares linear model, registered by defining it, works behind make_model,
+    save and load like the built-in ones."""
+    from dataclasses import dataclass
+
+    from mbrl_control.config import param
+    from mbrl_control.models import REGRESSORS, FitReport, ModelConfig, Regressor
+
+    @dataclass(frozen=True)
+    class LinearConfig(ModelConfig):
+        ridge: float = param(1e-6, "L2 penalty.", low=0.0)
+
+    class Linear(Regressor):
+        name = "test_linear"
+        Config = LinearConfig
+
+        def __init__(self, in_dim, out_dim, config):
+            super().__init__(in_dim, out_dim, config)
+            self.register_buffer("weight", torch.zeros(in_dim + 1, out_dim))
+
+        def fit(self, x, y, x_val, y_val, warm_start):
+            features = torch.cat([x, torch.ones(len(x), 1)], 1)
+            gram = features.T @ features + self.config.ridge * torch.eye(features.shape[1])
+            self.weight = torch.linalg.solve(gram, features.T @ y)
+            return FitReport(epochs=1)
+
+        def forward(self, x, variance=True):
+            mean = torch.cat([x, torch.ones(*x.shape[:-1], 1)], -1) @ self.weight
+            return mean, torch.zeros_like(mean), torch.zeros_like(mean)
+
+    try:
+        rng = np.random.default_rng(0)
+        s, a = rng.normal(size=(200, 2)), rng.normal(size=(200, 1))
+        data = TransitionDataset(2, 1)
+        data.append(s, a, s + 0.5 * a - 0.1 * s, episode=0)
+        model = make_model("test_linear", 2, 1, history=0)
+        model.fit(data)
+        obs, act = torch.tensor([[1.0, -2.0]]), torch.tensor([[0.4]])
+        expected = obs + 0.5 * act - 0.1 * obs
+        torch.testing.assert_close(model.predict(obs, act).mean, expected, atol=1e-4, rtol=0)
+        loaded = load_model(model.save(tmp_path / "model.pt"))
+        torch.testing.assert_close(loaded.predict_mean(obs, act), expected, atol=1e-4, rtol=0)
+    finally:
+        REGRESSORS.pop("test_linear")
+
+
+def test_a_warm_refit_starts_where_the_last_fit_ended():
+    first, more = system(300, seed=1), system(400, seed=2)
+    both = TransitionDataset(1, 1)
+    for part in (first, more):
+        both.append(part.obs, part.act, part.next_obs, episode=part.episode + 100 * (part is more))
+    curves = {}
+    for warm in (False, True):
+        model = make_model("pe", 1, 1, **SMALL, warm_start=warm)
+        model.fit(first)
+        curves[warm] = model.fit(both).train_loss
+    assert curves[True][0] < curves[False][0] - 0.5, (curves[True][:3], curves[False][:3])  # far lower from the first epoch

@@ -2,6 +2,7 @@
 
 
 import numpy as np
+import pytest
 import torch
 
 from mbrl_control.planning.mpc import MPCController
@@ -69,3 +70,40 @@ def test_same_seed_same_actions():
         return np.stack([mpc.act(np.array([0.3, 0.3])) for _ in range(3)])
 
     np.testing.assert_array_equal(run(1), run(1))
+
+
+class Delay(Integrator):
+    """A servo that acts two ticks late: s' = s + 0.1·a_{t-2}, the oldest action of the
+    model's history."""
+
+    history, act_dim = 2, 2
+
+    def predict_mean(self, obs, act, past=None):
+        return obs + 0.1 * past[:, 0]
+
+
+def test_the_plan_rolls_through_the_actions_in_flight():
+    from mbrl_control.planning.propagation import trajectory_cost
+
+    progress = lambda obs, act, next_obs: next_obs[:, 0]  # noqa: E731
+    sent = torch.tensor([[1.0, 0.0], [2.0, 0.0]])  # a_{t-2}, a_{t-1}: already on the bus
+    cost = trajectory_cost(Delay(), torch.zeros(2), progress, propagation="expectation", past=sent)
+    a0 = torch.tensor([[3.0, 0.0], [5.0, 0.0], [7.0, 0.0]])  # the candidate: a_t, a_{t+1}, a_{t+2}
+    # s1 = 0.1·1, s2 = s1 + 0.1·2, s3 = s2 + 0.1·3: the candidate's first action acts last
+    assert float(cost(a0[None])[0]) == pytest.approx(-(0.1 + 0.3 + 0.6))
+
+
+def test_the_controller_books_the_actions_it_sends_and_forgets_them_on_reset():
+    mpc = MPCController(Delay(), distance_reward, -np.ones(2), np.ones(2), horizon=4, propagation="expectation")
+    assert mpc.past.shape == (2, 2) and not mpc.past.any()
+    first = mpc.act(np.array([0.5, -0.5]))
+    second = mpc.act(np.array([0.5, -0.5]))
+    torch.testing.assert_close(mpc.past, torch.as_tensor(np.stack([first, second])))
+    mpc.record(np.array([0.25, 0.0]))  # an action sent by someone else (a clamp, an open-loop step)
+    torch.testing.assert_close(mpc.past[-1], torch.tensor([0.25, 0.0]))
+    mpc.set_model(Integrator())  # a model without history keeps none
+    assert mpc.past.shape == (0, 2)
+    mpc.set_model(Delay())
+    assert mpc.past.shape == (2, 2)
+    mpc.reset()
+    assert not mpc.past.any()

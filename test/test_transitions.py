@@ -98,3 +98,14 @@ def test_failed_save_keeps_the_previous_file(tmp_path, monkeypatch):
         dataset(episodes=5).save(path)
     assert len(TransitionDataset.load(path)) == 20
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_action_history_reads_the_episode_before_each_step_and_restarts_at_gaps():
+    data = TransitionDataset(obs_dim=1, act_dim=1)
+    data.append([[0], [1], [2]], [[1], [2], [3]], [[1], [2], [3]], episode=0)  # 0 -> 1 -> 2 -> 3
+    # episode 1, appended out of time order, with a gap: 11 -> 12 is followed by 20 -> 21
+    data.append([[10], [20], [11]], [[5], [7], [6]], [[11], [21], [12]], episode=1, time=[0, 2, 1])
+    past = data.action_history(2)
+    assert past.shape == (6, 2, 1)
+    np.testing.assert_array_equal(past[:, :, 0], [[0, 0], [0, 1], [1, 2], [0, 0], [0, 0], [0, 5]])
+    assert data.action_history(0).shape == (6, 0, 1)
