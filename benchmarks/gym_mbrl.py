@@ -88,7 +88,7 @@ def run_ours(name: str, seed: int, episodes: int, settings: dict) -> dict:
     start = time.perf_counter()
     result = train_mbrl(env, episodes=episodes, seed=seed, **settings)
     return {"returns": result.episode_returns, "lengths": result.episode_lengths,
-            "success": [None if s is None else bool(s) for s in result.successes],
+            "success": [None if s is None else bool(s) for s in result.successes], "final_distance": result.final_distances,
             "planning_s": result.controller.planning_times, "fit_s": [e.fit_seconds for e in result.episodes],
             "seconds": time.perf_counter() - start}
 
@@ -172,7 +172,7 @@ def run_pets(name: str, seed: int, episodes: int, settings: dict) -> dict:
     model_env = ModelEnv(env, model, termination_fn, None, generator=generator)
     trainer = mbrl.models.ModelTrainer(model, optim_lr=cfg.overrides.model_lr, weight_decay=cfg.overrides.model_wd)
     agent = mbrl.planning.create_trajectory_optim_agent_for_model(model_env, cfg.algorithm.agent, num_particles=cfg.algorithm.num_particles)
-    returns, lengths, planning, fits = [], [], [], []
+    returns, lengths, planning, fits, successes, distances = [], [], [], [], [], []
     start = time.perf_counter()
     planned = 0  # env steps since the exploration, the counter PETS trains its model by
     for episode in range(episodes):
@@ -191,17 +191,19 @@ def run_pets(name: str, seed: int, episodes: int, settings: dict) -> dict:
                 action = agent.act(obs)
                 planning.append(time.perf_counter() - tic)
                 planned += 1
-            next_obs, reward, terminated, truncated, _ = env.step(action)
+            next_obs, reward, terminated, truncated, info = env.step(action)
             buffer.add(obs, action, next_obs, reward, terminated, truncated)
             obs, total, length = next_obs, total + float(reward), length + 1
             done = terminated or truncated
         returns.append(total)
         lengths.append(length)
         fits.append(fit)
+        successes.append(bool(info["success"]) if "success" in info else None)
+        distances.append(float(info["distance"]) if "distance" in info else None)
         print(f"[pets {name} seed {seed}] episode {episode}: return {total:.1f} ({length} steps, "
               f"{np.median(planning[-length:]) if episode else 0:.2f} s per step)", file=sys.stderr, flush=True)
-    return {"returns": returns, "lengths": lengths, "success": [None] * episodes, "planning_s": planning, "fit_s": fits,
-            "seconds": time.perf_counter() - start}
+    return {"returns": returns, "lengths": lengths, "success": successes, "final_distance": distances,
+            "planning_s": planning, "fit_s": fits, "seconds": time.perf_counter() - start}
 
 
 def drop_1(obs):
@@ -242,7 +244,7 @@ def summarise(runs: list[dict], episodes: int) -> dict:
     """Mean ± std over seeds of the first ``episodes`` returns, and the timing figures."""
     returns = np.array([r["returns"][:episodes] for r in runs], dtype=float)  # [seeds, episodes]
     planning = np.concatenate([r["planning_s"] for r in runs]) * 1e3
-    successes = [r["success"][:episodes] for r in runs if r["success"] and r["success"][0] is not None]
+    successes = [r["success"][:episodes] for r in runs if r["success"] and r["success"][-1] is not None]
     last5 = returns[:, -5:].mean(1)
     middle = returns[:, 5:10].mean(1) if episodes >= 10 else np.full(len(runs), math.nan)
     return {

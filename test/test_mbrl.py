@@ -77,7 +77,8 @@ def test_learns_to_beat_random_actions():
                         horizon=5, propagation="expectation", population=48, elites=6)
     assert [e.phase for e in result.episodes] == ["seed", "mpc", "mpc"]
     assert len(result.dataset) == 300 and result.episode_lengths == [100, 100, 100]
-    assert len(result.fit_reports) == 3 and result.model.dataset_size == 300
+    # fits on the random episode (100), then each 50 new steps while data grow by a quarter: 150, 200, 250
+    assert [r.train_size for r in result.fit_reports] == [100, 150, 200, 250] and result.model.dataset_size == 250
     # random actions barely move the end effector toward the target; the planner closes most of the gap
     random_final = result.final_distances[0]
     assert result.final_distances[-1] < min(0.5 * random_final, 0.05), result.final_distances
@@ -95,15 +96,16 @@ def test_settings_are_routed_and_checked():
         train_mbrl(gym.make("Pendulum-v1"), episodes=1)
 
 
-@pytest.mark.parametrize("version, retrain_every, fits, replans", [
-    ("0.5", 0, 1, 40),   # fitted once on the random episode; MPC every step
-    ("1.0", 0, 3, 8),    # refit per episode; plans of 5 steps run open loop: 4 per episode
-    ("1.5", 0, 3, 40),   # refit per episode; MPC every step
-    ("1.5", 10, 5, 40),  # the seed fit, then every 10 steps of the 40 planned ones
+@pytest.mark.parametrize("version, retrain_every, growth, fits, replans", [
+    ("0.5", 0, 0.0, 1, 40),    # fitted once on the random episode; MPC every step
+    ("1.0", 0, 0.0, 3, 8),     # refit per episode; plans of 5 steps run open loop: 4 per episode
+    ("1.5", 0, 0.0, 3, 40),    # refit per episode; MPC every step
+    ("1.5", 10, 0.0, 5, 40),   # the seed fit, then every 10 steps of the 40 planned ones
+    ("1.5", 5, 0.5, 3, 40),    # the seed fit (20), then at 30 and 45 transitions: 50 % more each time
 ])
-def test_versions_fit_and_replan_as_specified(version, retrain_every, fits, replans):
+def test_versions_fit_and_replan_as_specified(version, retrain_every, growth, fits, replans):
     env = gym.make(ENV_ID, episode_length=20)
-    result = train_mbrl(env, model="mlp", episodes=3, version=version, retrain_every=retrain_every,
+    result = train_mbrl(env, model="mlp", episodes=3, version=version, retrain_every=retrain_every, retrain_growth=growth,
                         hidden=16, layers=1, max_epochs=3, horizon=5, population=8, elites=2)
     assert len(result.fit_reports) == fits
     assert len(result.controller.planning_times) == replans

@@ -349,7 +349,7 @@ def test_a_warm_refit_starts_where_the_last_fit_ended():
         both.append(part.obs, part.act, part.next_obs, episode=part.episode + 100 * (part is more))
     curves = {}
     for warm in (False, True):
-        model = make_model("pe", 1, 1, **SMALL, warm_start=warm)
+        model = make_model("pe", 1, 1, **SMALL, warm_start=warm, max_epochs=40)
         model.fit(first)
         curves[warm] = model.fit(both).train_loss
     assert curves[True][0] < curves[False][0] - 0.5, (curves[True][:3], curves[False][:3])  # far lower from the first epoch

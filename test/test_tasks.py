@@ -79,3 +79,27 @@ def test_a_runner_made_without_its_position_is_refused_with_the_fix():
 def test_an_env_without_a_task_has_none():
     assert task_for(gym.make("Pendulum-v1")) is None
     assert make_env("Pendulum-v1").observation_space.shape == (3,)
+
+
+def test_train_mbrl_finds_the_task_by_env_id():
+    from mbrl_control import train_mbrl
+
+    result = train_mbrl("InvertedPendulum-v5", model="mlp", episodes=2, seed=0, horizon=3, population=16, elites=4,
+                        max_epochs=5, hidden=16)
+    assert result.controller.reward_fn.__self__.env_id == "InvertedPendulum-v5"
+    assert result.controller.termination_fn is not None
+    assert result.model.config.goal_dims == 0 and len(result.episodes) == 2
+    assert result.episodes[0].length < 100  # a random pendulum falls: the task's termination ended it
+
+
+def test_an_env_made_without_the_tasks_settings_still_runs_with_its_own_reward():
+    from mbrl_control import train_mbrl
+
+    env = gym.make("HalfCheetah-v5", max_episode_steps=20)  # no x position: the task's reward cannot be computed
+
+    def velocity_reward(obs, act, next_obs):
+        return next_obs[..., 8] - 0.1 * (act * act).sum(-1)
+
+    result = train_mbrl(env, reward_fn=velocity_reward, model="mlp", episodes=2, horizon=2, population=8, elites=2,
+                        max_epochs=2, hidden=8)
+    assert result.model.config.free_dims == 0 and result.controller.reward_fn is velocity_reward

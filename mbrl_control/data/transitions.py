@@ -178,14 +178,19 @@ class TransitionDataset:
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction = {val_fraction}: must be in [0, 1)")
 
-    def split_rows(self, val_fraction: float, rng: np.random.Generator) -> tuple["TransitionDataset", "TransitionDataset"]:
-        """Random train/validation split by transition: the validation part comes from the
-        same states as the training part (for early stopping, where a held-out episode
-        from another part of the state space would stop training at once)."""
+    def validation_rows(self, val_fraction: float, rng: np.random.Generator) -> np.ndarray:
+        """A random ``val_fraction`` of the transitions (at least one stays for training), as
+        a bool mask [N]: the validation part comes from the same states as the training part
+        (for early stopping, where a held-out episode from another part of the state space
+        would stop training at once)."""
         self._check_split(val_fraction)
-        n_val = min(round(val_fraction * len(self)), len(self) - 1)
         val_mask = np.zeros(len(self), dtype=bool)
-        val_mask[rng.choice(len(self), size=n_val, replace=False)] = True
+        val_mask[rng.choice(len(self), size=min(round(val_fraction * len(self)), len(self) - 1), replace=False)] = True
+        return val_mask
+
+    def split_rows(self, val_fraction: float, rng: np.random.Generator) -> tuple["TransitionDataset", "TransitionDataset"]:
+        """Training and validation datasets of :meth:`validation_rows`."""
+        val_mask = self.validation_rows(val_fraction, rng)
         return self.subset(~val_mask), self.subset(val_mask)
 
     def save(self, path: str | Path) -> Path:

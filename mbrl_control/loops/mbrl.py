@@ -4,8 +4,9 @@
          states its plans lead to.
     1.0  as 0.5, but plans run open loop for ``horizon`` steps (replan only when the plan
          is used up), and the data of every episode are aggregated and the model refitted.
-    1.5  MPC: replan at every step from the measured state, aggregate data and refit every
-         ``retrain_every`` steps, or after each episode (the default).
+    1.5  MPC: replan at every step from the measured state, aggregate data and refit once
+         ``retrain_every`` new steps have come and the data have grown by ``retrain_growth``
+         since the last fit (or after each episode, ``retrain_every=0``).
 
 Each run starts with ``seed_episodes`` episodes of uniformly random actions. Any
 gymnasium ``Env`` with Box spaces works; the planner needs the task's batched torch
@@ -39,7 +40,8 @@ class MBRLConfig(Config):
     """Settings of the loop itself (the model, MPC and optimiser have their own)."""
 
     version: str = param("1.5", "MBRL version: 0.5 fit once, 1.0 open-loop plans + refit per episode, 1.5 MPC.", choices=VERSIONS)
-    retrain_every: int = param(0, "Refit the model every this many env steps (version 1.5); 0 = after each episode.", low=0)
+    retrain_every: int = param(50, "Refit once at least this many env steps have come since the last fit (version 1.5); 0 = after each episode.", low=0)
+    retrain_growth: float = param(0.25, "...and once the data have grown by this fraction since the last fit: refits every ~retrain_every steps while data are few, ever rarer as they grow.", low=0.0, high=10.0)
 
 
 @dataclass
@@ -211,6 +213,7 @@ class _Loop:
         self.rng = np.random.default_rng(seed)
         self.seed = seed
         self.fitted = False
+        self.fitted_size = 0  # transitions of the last fit
         self.bar = None
         if progress:
             from tqdm import tqdm
@@ -224,8 +227,18 @@ class _Loop:
     def fit(self) -> float:
         report = self.controller.model.fit(self.dataset)
         self.fit_reports.append(report)
-        self.fitted = True
+        self.fitted, self.fitted_size = True, len(self.dataset)
         return report.seconds
+
+    def refit_due(self, end: bool = False) -> bool:
+        """Version 1.5 with ``retrain_every``: enough new data since the last fit — at least
+        ``retrain_every`` steps and a ``retrain_growth`` fraction more during an episode, the
+        fraction alone at its end (so that episodes shorter than ``retrain_every``, a
+        pendulum falling, still refit)."""
+        cfg, new = self.config, len(self.dataset) - self.fitted_size
+        if cfg.version != "1.5" or not cfg.retrain_every or new == 0:
+            return False
+        return new >= (0 if end else cfg.retrain_every) and new >= cfg.retrain_growth * self.fitted_size
 
     def run_episode(self, index: int, random: bool) -> None:
         env, controller, cfg = self.env, self.controller, self.config
@@ -254,9 +267,9 @@ class _Loop:
             episode_return += float(reward)
             length += 1
             obs, done = next_obs, terminated or truncated
-            if cfg.version == "1.5" and cfg.retrain_every and not random and len(self.dataset) % cfg.retrain_every == 0:
+            if not random and self.fitted and self.refit_due():
                 fit_seconds += self.fit()
-        if not self.fitted or cfg.version != "0.5" and not (cfg.version == "1.5" and cfg.retrain_every):
+        if not self.fitted or cfg.version != "0.5" and not (cfg.version == "1.5" and cfg.retrain_every) or self.refit_due(end=True):
             fit_seconds += self.fit()
         times = controller.planning_times[planning_before:]
         record = Episode(

@@ -126,16 +126,13 @@ class DynamicsModel:
                 the first fit always starts anew.
         """
         self._check_dims(dataset.obs_dim, dataset.act_dim, "dataset")
-        start = time.perf_counter()
         cfg = self.config
+        held = torch.as_tensor(dataset.validation_rows(cfg.val_fraction, np.random.default_rng(cfg.seed)))
+        train = ~held
+        start = time.perf_counter()
         past = dataset.action_history(self.history)
         x = self._raw_inputs(torch.as_tensor(dataset.obs), torch.as_tensor(dataset.act), torch.as_tensor(past)).float()
         dy = torch.as_tensor(dataset.next_obs[:, : self.state_dim] - dataset.obs[:, : self.state_dim], dtype=torch.float32)
-        rng = np.random.default_rng(cfg.seed)
-        n_val = min(round(cfg.val_fraction * len(dataset)), len(dataset) - 1)
-        val = np.zeros(len(dataset), dtype=bool)
-        val[rng.choice(len(dataset), size=max(n_val, 0), replace=False)] = True
-        train, held = torch.as_tensor(~val), torch.as_tensor(val)
         self.input_norm, self.output_norm = Normalizer.fit(x[train]), Normalizer.fit(dy[train])
         warm = self.dataset_size > 0 and (cfg.warm_start if warm_start is None else warm_start)
         if not warm:

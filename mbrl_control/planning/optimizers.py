@@ -17,8 +17,8 @@ because of planning. The first iteration always runs.
   planning"): CEM whose samples are coloured noise (power spectrum ∝ 1/f^β along the
   horizon: smooth sequences, as good controls are), whose population shrinks by γ per
   iteration, which carries a fraction ξ of its elites into the next iteration and, shifted
-  by a step, into the next tick, adds its mean to the last iteration's samples, and
-  executes the best sequence it has evaluated (or its mean).
+  by a step, into the next tick, and adds its mean to the last iteration's samples. The
+  paper executes the best sequence it evaluated; here the final mean by default, as CEM.
 * MPPI: perturb the mean by ``N(0, σ²)``, average the samples with weights
   ``softmax(-(J - min J) / λ)``; the plan is that average (its cost is evaluated).
 * Gradient shooting (seed 003, trajectory optimisation with derivatives): Adam on a batch
@@ -85,7 +85,7 @@ class ICEMConfig(Config):
     keep_elites: float = param(0.3, "ξ: fraction of the elites carried into the next iteration and, shifted, into the next tick.", low=0.0, high=1.0)
     alpha: float = param(0.1, "Smoothing: weight of the previous mean and variance in each refit.", low=0.0, high=1.0 - 1e-9)
     initial_std: float = param(0.5, "Initial std as a fraction of the half-range of the action bounds.", low=0.0, low_exclusive=True, high=10.0)
-    execute: str = param("best", "The plan returned: the best sequence evaluated (iCEM) or the final mean (PETS's CEM).", choices=("best", "mean"))
+    execute: str = param("mean", "The plan returned: the final mean (as CEM here) or the best sequence evaluated (the paper's; on ArmReach it jittered off the targets: 7 of 25 planned episodes within 2 cm, against 19 of 25 with the mean).", choices=("mean", "best"))
 
     def check(self) -> None:
         if self.elites > self.population:

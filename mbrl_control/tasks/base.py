@@ -36,6 +36,9 @@ class Task(ABC):
         derived_dims: the this many entries before the goal are :meth:`derive` of the
             others (known exactly, so a model computes them instead of learning them).
         terminates: whether :meth:`termination` can end an episode.
+        history: the past actions the dynamics depend on, where the task knows it (a
+            simulated task whose observation is its whole state: 0); None leaves the model's
+            default (2: enough for a servo bus that acts up to two ticks late).
 
     Args:
         env: the environment (wrappers allowed); its constants are read from
@@ -50,6 +53,7 @@ class Task(ABC):
     free_dims: ClassVar[int] = 0
     goal_dims: ClassVar[int] = 0
     derived_dims: ClassVar[int] = 0
+    history: ClassVar[int | None] = None
     terminates: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -104,12 +108,15 @@ def task_for(env: gym.Env) -> Task | None:
 
 
 def model_layout(env: gym.Env, task: Task | None) -> tuple[dict[str, int], Any]:
-    """The dynamics model's observation layout for ``env`` (``goal_dims``, ``derived_dims``,
-    ``free_dims``, from its task, else the env's own ``goal_dims``) and the ``derive``
-    function its derived entries need (or None)."""
+    """The dynamics model's settings for ``env``'s observations (``goal_dims``,
+    ``derived_dims``, ``free_dims`` and, where the task knows it, ``history``, from its task;
+    else the env's own ``goal_dims``) and the ``derive`` function its derived entries need
+    (or None)."""
     if task is None:
         return {"goal_dims": int(getattr(env.unwrapped, "goal_dims", 0))}, None
     layout = {"goal_dims": task.goal_dims, "derived_dims": task.derived_dims, "free_dims": task.free_dims}
+    if task.history is not None:
+        layout["history"] = task.history
     return layout, task.derive if task.derived_dims else None
 
 

@@ -16,6 +16,14 @@ from mbrl_control.tasks.base import Task
 KEEP_POSITION = {"exclude_current_positions_from_observation": False}
 
 
+class _MuJoCoTask(Task):
+    """A gymnasium MuJoCo task: its observation is the simulator's whole state (positions
+    and velocities, the x position kept) and actions act at once, so the next state depends
+    on no earlier action."""
+
+    history = 0
+
+
 def _squared_norm(x: torch.Tensor) -> torch.Tensor:
     return (x * x).sum(-1)
 
@@ -31,7 +39,7 @@ def _inside(x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
     return (x > low) & (x < high)
 
 
-class _Runner(Task):
+class _Runner(_MuJoCoTask):
     """Forward motion of the root along x, less the control cost:
     ``w_f · (x' - x) / dt - w_c · ‖a‖²`` with x the observation's first entry."""
 
@@ -111,7 +119,7 @@ class Walker2d(_Walker):
     env_id = "Walker2d-v5"
 
 
-class InvertedPendulum(Task):
+class InvertedPendulum(_MuJoCoTask):
     """InvertedPendulum-v5: observation [cart x, pole angle, their velocities]; reward 1 per
     step; the episode ends when the pole leans more than 0.2 rad."""
 
@@ -125,7 +133,7 @@ class InvertedPendulum(Task):
         return (~self.termination(obs, act, next_obs)).to(next_obs.dtype)
 
 
-class InvertedDoublePendulum(Task):
+class InvertedDoublePendulum(_MuJoCoTask):
     """InvertedDoublePendulum-v5: observation [cart x, sin θ1, sin θ2, cos θ1, cos θ2,
     velocities (3, clipped to ±10), constraint force]. With the tip at (x_tip, y_tip),
 
@@ -164,7 +172,7 @@ class InvertedDoublePendulum(Task):
         return alive - 0.01 * x**2 - (y - 2) ** 2 - 1e-3 * next_obs[..., 6] ** 2 - 5e-3 * next_obs[..., 7] ** 2
 
 
-class Reacher(Task):
+class Reacher(_MuJoCoTask):
     """Reacher-v5: observation [cos q (2), sin q (2), target xy (2), q̇ (2), fingertip -
     target (2)]; ``r = -w_d · ‖fingertip - target‖ - w_c · ‖a‖²`` after the step."""
 
@@ -179,7 +187,7 @@ class Reacher(Task):
         return -self.dist_weight * _norm(next_obs[..., 8:10]) - self.ctrl_weight * _squared_norm(act)
 
 
-class Pusher(Task):
+class Pusher(_MuJoCoTask):
     """Pusher-v5: observation [q (7), q̇ (7), fingertip (3), object (3), goal (3)];
     ``r = -w_near · ‖object - fingertip‖ - w_dist · ‖object - goal‖ - w_c · ‖a‖²`` after
     the step. The goal closes the observation (``goal_dims = 3``)."""
