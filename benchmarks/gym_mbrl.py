@@ -259,17 +259,6 @@ def summarise(runs: list[dict], episodes: int) -> dict:
     }
 
 
-def parse_settings(pairs: list[str]) -> dict:
-    settings = {}
-    for pair in pairs:
-        key, _, text = pair.partition("=")
-        try:
-            settings[key] = json.loads(text)
-        except json.JSONDecodeError:
-            settings[key] = text
-    return settings
-
-
 def plot(table: dict, path: Path) -> None:
     import matplotlib
 
@@ -308,6 +297,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path, default=Path("benchmarks/results/gym_mbrl.png"))
     args = parser.parse_args()
+    from mbrl_control.cli import parse_settings
+
     settings = parse_settings(args.set)
     missing = pets_available() if "pets" in args.methods else None
     methods = [m for m in args.methods if m != "pets" or missing is None]

@@ -30,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from mbrl_control import ENV_ID
+from mbrl_control.cli import parse_settings
 from mbrl_control.data import TransitionDataset
 from mbrl_control.models import make_model
 from mbrl_control.tasks import make_env, model_layout, task_for
@@ -91,18 +92,6 @@ def evaluate(model, test: TransitionDataset) -> dict[str, float]:
             seconds.append(time.perf_counter() - start)
     metrics["rows_per_s"] = THROUGHPUT_BATCH / min(seconds)
     return metrics
-
-
-def parse_settings(pairs: list[str]) -> dict:
-    """``["a=1", "b=0.5", "c=x"]`` -> ``{"a": 1, "b": 0.5, "c": "x"}``."""
-    settings = {}
-    for pair in pairs:
-        key, _, text = pair.partition("=")
-        try:
-            settings[key] = json.loads(text)
-        except json.JSONDecodeError:
-            settings[key] = text
-    return settings
 
 
 def fmt(value: float, spec: str) -> str:
