@@ -6,6 +6,7 @@
     mbrl-control fit      a dynamics model from a rosbag2 recording
     mbrl-control demo     the simulated arm under random exploration, per-episode results
     mbrl-control render   a PNG of the simulated arm
+    mbrl-control check-urdf  what the stack makes of a URDF: joints, limits, TCP, servo, warnings
 """
 
 from __future__ import annotations
@@ -313,6 +314,15 @@ def render(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_urdf(args: argparse.Namespace) -> int:
+    """Print what the stack will use from a URDF; exit status 1 if it cannot use it."""
+    from mbrl_control.arm.check import check_urdf as check
+
+    report = check(args.urdf, args.ee_link, args.servo, args.gripper_opening)
+    print(report.text())
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     from mbrl_control.models import REGRESSORS
     from mbrl_control.planning import OPTIMIZERS
@@ -382,6 +392,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episode-length", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=demo)
+
+    from mbrl_control.arm.servos import SERVOS
+
+    p = commands.add_parser("check-urdf", help="print what the stack makes of a URDF (joints, limits, TCP, servo profile, warnings)")
+    p.add_argument("urdf", help="the arm's URDF, as its maker published it")
+    p.add_argument("--ee-link", default="tcp", help="the link whose origin is the tool centre point (default: %(default)s)")
+    p.add_argument("--servo", default="sts3215", choices=tuple(SERVOS), help="servo profile for torque and speed (default: %(default)s)")
+    p.add_argument("--gripper-opening", type=float, default=0.01, help="gripper position held while reaching (m or rad)")
+    p.set_defaults(func=check_urdf)
 
     p = commands.add_parser("render", help="write a PNG of the simulated arm")
     p.add_argument("--out", default="arm.png", help="output PNG (default: arm.png)")

@@ -8,6 +8,7 @@ import pytest
 
 from mbrl_control.arm.description import load_description
 from mbrl_control.arm.model import EE_SITE
+from mbrl_control.arm.servos import servo_profile
 from mbrl_control.arm.sim import ArmSim, SimConfig
 from mbrl_control.resources import default_urdf
 
@@ -89,7 +90,8 @@ def test_mujoco_model_matches_the_urdf(description, sim):
     for joint in description.arm_joints + description.gripper_joints:
         actuator = model.actuator(joint.name)
         assert model.actuator_trnid[actuator.id, 0] == model.joint(joint.name).id
-        np.testing.assert_allclose(model.actuator_forcerange[actuator.id], [-joint.effort, joint.effort])
+        effort, _ = servo_profile(SimConfig().servo).limits(joint)  # the servo's stall torque, not the URDF's effort
+        np.testing.assert_allclose(model.actuator_forcerange[actuator.id], [-effort, effort])
         np.testing.assert_allclose(model.actuator_ctrlrange[actuator.id], [joint.lower, joint.upper])
         assert model.actuator_biastype[actuator.id] == mujoco.mjtBias.mjBIAS_AFFINE  # a position servo
     assert model.nu == 6

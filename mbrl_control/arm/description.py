@@ -1,8 +1,14 @@
-"""The arm as its URDF describes it: joints, limits, efforts, velocities.
+"""The arm as its URDF describes it: joints, limits, efforts, velocities, meshes.
 
 Read with the standard library's XML parser so that nodes and the safety layer can use
 the limits without MuJoCo. The MuJoCo model is built from the same file
 (:mod:`mbrl_control.arm.model`).
+
+Which joints are the arm's follows from the end effector: the arm joints are the movable
+joints on the chain from the root link to ``ee_link``; every other movable joint hangs off
+that chain (a gripper: one revolute jaw, or a prismatic pair), and a ``<mimic>`` joint
+follows its leader. So a maker's URDF works as its CAD exporter wrote it, whatever the
+gripper.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 MOVABLE = ("revolute", "prismatic", "continuous")
+ROTARY = ("revolute", "continuous")
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,8 @@ class JointSpec:
     effort: float
     velocity: float
     mimic: str | None = None
+    mimic_multiplier: float = 1.0
+    mimic_offset: float = 0.0
     xyz: tuple[float, float, float] = (0.0, 0.0, 0.0)
     rpy: tuple[float, float, float] = (0.0, 0.0, 0.0)
     axis: tuple[float, float, float] = (1.0, 0.0, 0.0)
@@ -38,24 +47,39 @@ class JointSpec:
 
 @dataclass(frozen=True)
 class ArmDescription:
-    """What the control stack needs from a URDF.
+    """What the control stack needs from a URDF, for the end effector ``ee_link``.
 
-    ``arm_joints`` are the actuated revolute joints in chain order (the action and
-    command order); ``gripper_joints`` the actuated prismatic ones; mimic joints
-    (a parallel gripper's second finger) are neither.
+    ``arm_joints`` are the movable joints on the chain from the root to ``ee_link``, in
+    chain order (the action and command order); ``gripper_joints`` the other movable
+    joints that no ``<mimic>`` drives (a jaw, fingers); ``mimic_joints`` follow a leader.
+    ``meshes`` lists each mesh a ``<visual>`` or ``<collision>`` names, as ``(link,
+    filename)`` in the URDF's own spelling.
     """
 
     name: str
     path: Path
     joints: tuple[JointSpec, ...]
+    ee_link: str = "tcp"
+    meshes: tuple[tuple[str, str], ...] = ()
 
     @property
     def arm_joints(self) -> tuple[JointSpec, ...]:
-        return tuple(j for j in self.joints if j.type in ("revolute", "continuous") and j.mimic is None)
+        return tuple(j for j in self.chain(self.ee_link) if j.type in ROTARY)
 
     @property
     def gripper_joints(self) -> tuple[JointSpec, ...]:
-        return tuple(j for j in self.joints if j.type == "prismatic" and j.mimic is None)
+        arm = set(self.arm_joint_names)
+        return tuple(j for j in self.joints if j.type in MOVABLE and j.mimic is None and j.name not in arm)
+
+    @property
+    def mimic_joints(self) -> tuple[JointSpec, ...]:
+        return tuple(j for j in self.joints if j.type in MOVABLE and j.mimic is not None)
+
+    @property
+    def leaf_links(self) -> tuple[str, ...]:
+        """Links no joint leaves from: where an end effector usually is."""
+        parents = {j.parent for j in self.joints}
+        return tuple(j.child for j in self.joints if j.child not in parents)
 
     @property
     def arm_joint_names(self) -> tuple[str, ...]:
@@ -70,11 +94,6 @@ class ArmDescription:
     def upper(self) -> np.ndarray:
         """Arm joint upper limits, shape [n_arm]."""
         return np.array([j.upper for j in self.arm_joints])
-
-    @property
-    def velocity(self) -> np.ndarray:
-        """Arm joint velocity limits, shape [n_arm]."""
-        return np.array([j.velocity for j in self.arm_joints])
 
     def chain(self, tip_link: str) -> tuple[JointSpec, ...]:
         """The joints from the root link to ``tip_link``, root first.
@@ -122,13 +141,14 @@ def _triple(element: ET.Element | None, attr: str, default: tuple[float, float, 
     return values  # type: ignore[return-value]
 
 
-def load_description(path: str | Path) -> ArmDescription:
-    """Parse a URDF file.
+def load_description(path: str | Path, ee_link: str = "tcp") -> ArmDescription:
+    """Parse a URDF file, its arm being the chain from the root to ``ee_link``.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the XML is malformed, or a movable joint lacks limits, naming the
-            file and the joint.
+        ValueError: the XML is malformed, a movable joint lacks limits, there is no link
+            ``ee_link`` (the message lists the leaf links), or a joint on its chain is one
+            the arm cannot command (a mimic joint), naming the file and the joint.
     """
     path = Path(path)
     try:
@@ -160,6 +180,8 @@ def load_description(path: str | Path) -> ArmDescription:
                 if not lower < upper:
                     raise ValueError(f"{where}: lower limit {lower} is not below upper limit {upper}")
         mimic = element.find("mimic")
+        if mimic is not None and mimic.get("joint") is None:
+            raise ValueError(f"{where}: <mimic> lacks the 'joint' attribute")
         origin = element.find("origin")
         axis = np.array(_triple(element.find("axis"), "xyz", (1.0, 0.0, 0.0), where))
         if kind in MOVABLE:
@@ -177,9 +199,30 @@ def load_description(path: str | Path) -> ArmDescription:
                 effort=effort,
                 velocity=velocity,
                 mimic=mimic.get("joint") if mimic is not None else None,
+                mimic_multiplier=_float(mimic, "multiplier", where) if mimic is not None and mimic.get("multiplier") else 1.0,
+                mimic_offset=_float(mimic, "offset", where) if mimic is not None and mimic.get("offset") else 0.0,
                 xyz=_triple(origin, "xyz", (0.0, 0.0, 0.0), where),
                 rpy=_triple(origin, "rpy", (0.0, 0.0, 0.0), where),
                 axis=tuple(float(v) for v in axis),  # type: ignore[arg-type]
             )
         )
-    return ArmDescription(name=root.get("name", path.stem), path=path, joints=tuple(joints))
+    names = {j.name for j in joints}
+    for joint in joints:
+        if joint.mimic is not None and joint.mimic not in names:
+            raise ValueError(f"{path}: joint {joint.name!r} mimics an unknown joint {joint.mimic!r}")
+    meshes = tuple(
+        (link.get("name", "?"), mesh.get("filename", ""))
+        for link in root.findall("link") for mesh in link.findall("./*/geometry/mesh")
+    )
+    description = ArmDescription(name=root.get("name", path.stem), path=path, joints=tuple(joints), ee_link=ee_link, meshes=meshes)
+    if ee_link not in links:
+        raise ValueError(
+            f"{path}: no link named {ee_link!r} for the end effector (ee_link); the links at the "
+            f"ends of its chains are {', '.join(description.leaf_links) or 'none'}"
+        )
+    for joint in description.chain(ee_link):
+        if joint.type in MOVABLE and joint.mimic is not None:
+            raise ValueError(f"{path}: joint {joint.name!r} on the chain to {ee_link!r} mimics {joint.mimic!r}; an arm joint must be commanded on its own")
+        if joint.type == "prismatic":
+            raise ValueError(f"{path}: joint {joint.name!r} on the chain to {ee_link!r} is prismatic; the arm's joints must be revolute (is ee_link on a finger?)")
+    return description

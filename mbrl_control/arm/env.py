@@ -77,7 +77,7 @@ class ArmReach(gym.Env):
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(n,), dtype=np.float32)
         reach = 1.0  # m; every link origin lies within a metre of the base
         slack = 0.1  # rad; measured positions may stray past the limits by the encoder noise
-        max_velocity = 10.0 * self.sim.description.velocity  # well above what a servo can reach
+        max_velocity = 10.0 * self.sim.velocity_limits  # well above what a servo can reach
         low = np.concatenate([self.sim.description.lower - slack, -max_velocity, np.full(6, -reach)])
         high = np.concatenate([self.sim.description.upper + slack, max_velocity, np.full(6, reach)])
         self.observation_space = gym.spaces.Box(low, high, dtype=np.float64)

@@ -57,7 +57,7 @@ class ArmInterface:
             ConfigError: ``controller_joints`` is not a permutation of the arm's joints, or
                 the margin leaves no range.
         """
-        description = load_description(sim.urdf or default_urdf())
+        description = load_description(sim.urdf or default_urdf(), sim.ee_link)
         names = description.arm_joint_names
         controller = tuple(controller_joints) or names
         if sorted(controller) != sorted(names):

@@ -1,9 +1,14 @@
 """Build the MuJoCo model of the arm from its URDF with ``mujoco.MjSpec``.
 
-The URDF gives the kinematics, inertias, joint limits, damping, friction, efforts and the
+The URDF gives the kinematics, inertias, joint limits, damping, friction and the
 gripper's mimic coupling; this module adds what a URDF cannot say: position-servo
-actuators (force-limited by the URDF efforts), servo armature, the end-effector site, a
-target marker, a table to make contact with, lights, a camera, and an optional payload.
+actuators (force-limited by the servo profile's stall torque,
+:mod:`mbrl_control.arm.servos`), servo armature, the end-effector site, a target marker,
+a table to make contact with, lights, a camera, and an optional payload.
+
+The URDF is read as its maker wrote it: meshes by relative path or ``package://`` URI
+(:mod:`mbrl_control.arm.meshes`), and links on fixed joints kept as bodies (MuJoCo's URDF
+import would fuse them into their parent, and the end effector is usually one).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import mujoco
 import numpy as np
 
 from mbrl_control.arm.description import ArmDescription
+from mbrl_control.arm.meshes import resolve_mesh
+from mbrl_control.arm.servos import servo_profile
 
 if TYPE_CHECKING:
     from mbrl_control.arm.sim import SimConfig
@@ -30,12 +37,18 @@ def build_spec(description: ArmDescription, config: "SimConfig") -> mujoco.MjSpe
 
     Raises:
         ValueError: the URDF has no link named ``config.ee_link``.
+        MeshError: a mesh cannot be found or read.
     """
     spec = mujoco.MjSpec.from_file(str(description.path))
+    spec.compiler.fusestatic = False
+    for mesh in spec.meshes:
+        mesh.file = str(resolve_mesh(mesh.file, description.path))
     spec.option.timestep = 1.0 / config.physics_rate
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
 
+    servo = servo_profile(config.servo)
     for joint in description.arm_joints + description.gripper_joints:
+        effort, _ = servo.limits(joint)
         mj_joint = spec.joint(joint.name)
         mj_joint.armature = config.servo_armature
         # MuJoCo's joint limits are soft: pressed hard (the arm jammed against the table)
@@ -51,7 +64,7 @@ def build_spec(description: ArmDescription, config: "SimConfig") -> mujoco.MjSpe
         actuator.ctrllimited = True
         actuator.ctrlrange = [joint.lower, joint.upper]
         actuator.forcelimited = True
-        actuator.forcerange = [-joint.effort, joint.effort]
+        actuator.forcerange = [-effort, effort]
 
     tcp = spec.body(config.ee_link)
     if tcp is None:
@@ -105,9 +118,9 @@ def build_model(description: ArmDescription, config: "SimConfig") -> mujoco.MjMo
 
 def joint_qpos_indices(model: mujoco.MjModel, names: tuple[str, ...]) -> np.ndarray:
     """qpos addresses of the named 1-dof joints, shape [len(names)]."""
-    return np.array([model.jnt_qposadr[model.joint(n).id] for n in names])
+    return np.array([model.jnt_qposadr[model.joint(n).id] for n in names], dtype=int)
 
 
 def joint_dof_indices(model: mujoco.MjModel, names: tuple[str, ...]) -> np.ndarray:
     """qvel addresses of the named 1-dof joints, shape [len(names)]."""
-    return np.array([model.jnt_dofadr[model.joint(n).id] for n in names])
+    return np.array([model.jnt_dofadr[model.joint(n).id] for n in names], dtype=int)

@@ -17,6 +17,7 @@ import numpy as np
 
 from mbrl_control.arm.description import ArmDescription, load_description
 from mbrl_control.arm.model import EE_SITE, TARGET_BODY, build_model, joint_dof_indices, joint_qpos_indices
+from mbrl_control.arm.servos import SERVOS, servo_profile
 from mbrl_control.config import Config, ConfigError, param
 from mbrl_control.resources import default_urdf
 
@@ -26,7 +27,8 @@ class SimConfig(Config):
     """Settings of the simulated arm."""
 
     urdf: str = param("", "URDF file of the arm; empty for the packaged so_arm5.urdf.", read_only=True)
-    ee_link: str = param("tcp", "URDF link whose origin is the end effector (tool centre point).", read_only=True)
+    ee_link: str = param("tcp", "URDF link whose origin is the end effector (tool centre point); the arm joints are the chain to it.", read_only=True)
+    servo: str = param("sts3215", "Servo profile for joint torque and speed ('urdf': the URDF's own effort and velocity limits).", choices=tuple(SERVOS), read_only=True)
     physics_rate: float = param(500.0, "Physics integration rate (Hz).", low=100.0, high=5000.0, read_only=True)
     control_rate: float = param(20.0, "Servo command rate (Hz); bus servos run at about 20 Hz.", low=1.0, high=500.0, read_only=True)
     servo_kp: float = param(25.0, "Servo position gain (N·m/rad).", low=0.0, low_exclusive=True, high=1000.0)
@@ -38,7 +40,7 @@ class SimConfig(Config):
     joint_velocity_noise: float = param(0.01, "Std of noise on measured joint velocities (rad/s).", low=0.0, high=1.0)
     payload_mass: float = param(0.0, "Mass held at the tool centre point (kg).", low=0.0, high=1.0)
     limit_margin: float = param(0.02, "Commands stay this far inside the URDF joint limits (rad).", low=0.0, high=0.3)
-    gripper_opening: float = param(0.01, "Gripper finger position held while reaching (m).", low=0.0, high=0.1)
+    gripper_opening: float = param(0.01, "Gripper position held while reaching (m for prismatic fingers, rad for a revolute jaw).", low=0.0, high=0.1)
 
     def check(self) -> None:
         ratio = self.physics_rate / self.control_rate
@@ -60,6 +62,7 @@ class ArmSim:
     Attributes:
         description: the parsed URDF.
         joint_names: the arm joints, in command order (n = 5 for so_arm5).
+        velocity_limits: [n] the servos' no-load speed (rad/s), from ``config.servo``.
         command_low, command_high: the range commands are clipped to, shape [n]
             (URDF limits shrunk by ``limit_margin``).
         control_dt: seconds per control tick.
@@ -68,7 +71,7 @@ class ArmSim:
 
     def __init__(self, config: SimConfig | None = None) -> None:
         self.config = config = config or SimConfig()
-        self.description: ArmDescription = load_description(config.urdf or default_urdf())
+        self.description: ArmDescription = load_description(config.urdf or default_urdf(), config.ee_link)
         self.model = build_model(self.description, config)
         self.data = mujoco.MjData(self.model)
         self._scratch = mujoco.MjData(self.model)  # for forward kinematics of hypothetical poses
@@ -78,9 +81,12 @@ class ArmSim:
         self._qvel = joint_dof_indices(self.model, self.joint_names)
         self._ctrl = np.array([self.model.actuator(n).id for n in self.joint_names])
         gripper = tuple(j.name for j in self.description.gripper_joints)
-        mimics = tuple(j.name for j in self.description.joints if j.mimic in gripper)
+        mimics = tuple(j for j in self.description.mimic_joints if j.mimic in gripper)
         self._gripper_ctrl = np.array([self.model.actuator(n).id for n in gripper], dtype=int)
-        self._gripper_qpos = joint_qpos_indices(self.model, gripper + mimics)
+        self._gripper_qpos = joint_qpos_indices(self.model, gripper + tuple(j.name for j in mimics))
+        # held positions of the gripper joints, then of their mimics (q = multiplier·q_leader + offset)
+        self._gripper_hold = np.array([config.gripper_opening] * len(gripper)
+                                      + [j.mimic_multiplier * config.gripper_opening + j.mimic_offset for j in mimics])
         for joint in self.description.gripper_joints:
             if not joint.lower <= config.gripper_opening <= joint.upper:
                 raise ConfigError(
@@ -92,9 +98,12 @@ class ArmSim:
         if np.any(self.command_low >= self.command_high):
             raise ConfigError(f"SimConfig.limit_margin = {config.limit_margin}: leaves no joint range to move in")
         self._ee = self.model.site(EE_SITE).id
+        self._segment = _segments(self.model, self._qpos)
         self._target = self.model.body(TARGET_BODY).mocapid[0]
         self.control_dt = config.substeps * self.model.opt.timestep
-        self._max_slew = self.description.velocity * self.model.opt.timestep  # rad per physics step
+        servo = servo_profile(config.servo)
+        self.velocity_limits = np.array([servo.limits(j)[1] for j in self.description.arm_joints])
+        self._max_slew = self.velocity_limits * self.model.opt.timestep  # rad per physics step
         self._setpoint = np.zeros(self.n_joints)  # where each servo's profile is now
         self._slew = np.zeros(self.n_joints)  # scratch buffer of step()
         self.rng = np.random.default_rng()
@@ -150,7 +159,7 @@ class ArmSim:
         q = np.clip(_finite(joint_positions, (self.n_joints,), "joint_positions"), self.command_low, self.command_high)
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[self._qpos] = q
-        self.data.qpos[self._gripper_qpos] = self.config.gripper_opening
+        self.data.qpos[self._gripper_qpos] = self._gripper_hold
         self.data.ctrl[self._ctrl] = q
         self._setpoint[:] = q
         self.data.ctrl[self._gripper_ctrl] = self.config.gripper_opening
@@ -187,18 +196,22 @@ class ArmSim:
             np.minimum(np.maximum(error, -deadband, out=error), deadband, out=error)
             ctrl[self._ctrl] = setpoint - error
             mujoco.mj_step(self.model, self.data)
+        mujoco.mj_kinematics(self.model, self.data)  # mj_step leaves poses of the state before its last step
 
     # -- kinematics of hypothetical poses ----------------------------------------------
     def forward_kinematics(self, joint_positions: np.ndarray) -> tuple[np.ndarray, bool]:
         """End-effector position [3] at ``joint_positions`` [n], and whether that pose
         touches the table or itself, with every other joint (the gripper) at its default.
         Does not read or change the simulation state: fingers jammed apart against the
-        table in the last episode once made every pose "touch" and target sampling fail."""
+        table in the last episode once made every pose "touch" and target sampling fail.
+        Contacts within one rigid segment of the arm (a CAD export's fingers or base
+        meshes interpenetrating) are there in every pose and do not count."""
         scratch = self._scratch
         scratch.qpos[:] = self.model.qpos0
         scratch.qpos[self._qpos] = joint_positions
         mujoco.mj_forward(self.model, scratch)
-        return scratch.site_xpos[self._ee].copy(), bool(scratch.ncon > 0)
+        pairs = self._segment[self.model.geom_bodyid[scratch.contact.geom]]  # [ncon, 2]
+        return scratch.site_xpos[self._ee].copy(), bool(np.any(pairs[:, 0] != pairs[:, 1]))
 
     def ee_jacobian(self, joint_positions: np.ndarray) -> np.ndarray:
         """∂p_ee/∂q [3, n] at ``joint_positions`` [n]. Does not change the simulation state."""
@@ -206,6 +219,17 @@ class ArmSim:
         jacobian = np.zeros((3, self.model.nv))
         mujoco.mj_jacSite(self.model, self._scratch, jacobian, None, self._ee)
         return jacobian[:, self._qvel]
+
+
+def _segments(model: mujoco.MjModel, arm_qpos: np.ndarray) -> np.ndarray:
+    """For each body [nbody], the body of the innermost arm joint it hangs from (0 for the
+    world, the base and what is fixed to them): bodies of one segment move together."""
+    moved_by_arm = np.zeros(model.nbody, dtype=bool)
+    moved_by_arm[model.jnt_bodyid[np.isin(model.jnt_qposadr, arm_qpos)]] = True
+    segment = np.zeros(model.nbody, dtype=int)
+    for body in range(1, model.nbody):  # parents come before their children
+        segment[body] = body if moved_by_arm[body] else segment[model.body_parentid[body]]
+    return segment
 
 
 def _finite(value: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
