@@ -40,6 +40,8 @@ setup(
             "mpc_planner = mbrl_control.nodes.mpc_planner:main",
             "pg_trainer = mbrl_control.nodes.pg_trainer:main",
             "policy_controller = mbrl_control.nodes.policy_controller:main",
+            "servo_driver = mbrl_control.nodes.servo_driver:main",
+            "emulated_arm = mbrl_control.nodes.emulated_arm:main",
         ],
     },
 )

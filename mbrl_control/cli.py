@@ -152,13 +152,27 @@ def bringup(args: argparse.Namespace) -> int:
     from mbrl_control.nodes.bringup import RunningGraph, parameter_overrides
     from mbrl_control.nodes.graph import GRAPHS
 
-    graph = GRAPHS[args.graph]
     out = Path(args.out)
     try:
         overrides = parameter_overrides(args.set)
     except ValueError as err:
         print(f"mbrl-control bringup: {err}", file=sys.stderr)
         return 2
+    graph_name = "real_feetech" if args.graph == "real" and args.driver == "feetech" else args.graph
+    graph = GRAPHS[graph_name]
+    if graph_name in ("real_feetech", "emulated"):
+        bus = overrides.setdefault("*", {})
+        if args.port:
+            bus["port"] = args.port
+        if args.calibration:
+            bus["calibration"] = args.calibration
+        if graph_name == "emulated":
+            bus.setdefault("port", str((out / "bus").resolve()))
+            if "calibration" not in bus:  # the emulated arm as ideally assembled, for both ends of the bus
+                bus["calibration"] = str(_emulated_calibration(out, overrides).resolve())
+        elif "calibration" not in bus:
+            print("mbrl-control bringup real --driver feetech: --calibration FILE is needed (LeRobot's, or mbrl-control calibrate's)", file=sys.stderr)
+            return 2
     overrides.setdefault("dynamics_learner", {}).setdefault("model", args.model)
     overrides["dynamics_learner"].setdefault("out_dir", str(out / "learner"))
     overrides.setdefault("data_collector", {}).setdefault("out_dir", str(out / "data"))
@@ -175,7 +189,7 @@ def bringup(args: argparse.Namespace) -> int:
         print(line, flush=True)
         rows.append(f"{record.index},{record.start_distance:.6f},{record.final_distance:.6f},{record.min_distance:.6f}")
 
-    print(f"bringup {args.graph}: {', '.join(graph.nodes)}; {args.model} model; "
+    print(f"bringup {graph_name}: {', '.join(graph.nodes)}; {args.model} model; "
           f"{'until Ctrl-C' if not args.episodes else f'{args.episodes} episodes'}; results in {out}/", flush=True)
     try:
         with RunningGraph(graph, overrides, params_file=args.params, processes=not args.in_process) as running:
@@ -201,6 +215,17 @@ def bringup(args: argparse.Namespace) -> int:
         _plot_episodes(out / "learning_curve.png", [float(r.split(",")[2]) for r in rows], args.graph)
         print(f"wrote {out / 'episodes.csv'}, {out / 'learning_curve.png'}")
     return 0
+
+
+def _emulated_calibration(out: Path, overrides: dict) -> Path:
+    """Write the calibration of the emulated arm (ids 1…n, ranges from its URDF) into ``out``."""
+    from mbrl_control.arm.description import load_description
+    from mbrl_control.feetech.calibration import calibration_for
+    from mbrl_control.resources import default_urdf
+
+    arm = {**overrides.get("*", {}), **overrides.get("emulated_arm", {})}
+    description = load_description(arm.get("urdf") or default_urdf(), arm.get("ee_link", "tcp"))
+    return calibration_for(description).save(out / "calibration.json")
 
 
 def fit(args: argparse.Namespace) -> int:
@@ -367,6 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a parameter, e.g. --set mpc_planner.horizon=12 --set sim_node.real_time_factor=2")
     p.add_argument("--out", default="runs/bringup", help="data, model, episodes.csv and learning_curve.png (default: %(default)s)")
     p.add_argument("--in-process", action="store_true", help="all nodes in this process (default: one child process per node)")
+    p.add_argument("--driver", default="none", choices=("none", "feetech"),
+                   help="real: the arm's driver (none: a ros2_control driver already runs; feetech: servo_driver on a Feetech bus)")
+    p.add_argument("--port", default="", help="feetech: the bus adapter's serial port (default: servo_driver's /dev/ttyACM0)")
+    p.add_argument("--calibration", default="", help="feetech: the servos' calibration file (LeRobot's JSON or mbrl-control calibrate's)")
     p.set_defaults(func=bringup)
 
     p = commands.add_parser("fit", help="fit a dynamics model on a rosbag2 recording (for mpc_planner's model_path)")

@@ -35,6 +35,8 @@ NODES = {spec.name: spec for spec in (
     NodeSpec("mpc_planner", "mbrl_control.nodes.mpc_planner:MPCPlannerNode"),
     NodeSpec("pg_trainer", "mbrl_control.nodes.pg_trainer:PolicyTrainerNode"),
     NodeSpec("policy_controller", "mbrl_control.nodes.policy_controller:PolicyControllerNode"),
+    NodeSpec("servo_driver", "mbrl_control.nodes.servo_driver:ServoDriverNode"),
+    NodeSpec("emulated_arm", "mbrl_control.nodes.emulated_arm:EmulatedArmNode"),
 )}
 
 
@@ -60,6 +62,10 @@ GRAPHS = {
     "sim": Graph(("sim_node", "data_collector", "dynamics_learner", "mpc_planner"), "sim.yaml", True),
     # a real arm: its driver and controllers provide joint_states and take the commands
     "real": Graph(("data_collector", "dynamics_learner", "mpc_planner"), "real.yaml", False),
+    # a real arm on a Feetech bus (SO-100/SO-101): servo_driver is its driver
+    "real_feetech": Graph(("servo_driver", "data_collector", "dynamics_learner", "mpc_planner"), "real.yaml", False),
+    # the real-arm path without hardware: the simulated arm behind an emulated Feetech bus
+    "emulated": Graph(("emulated_arm", "servo_driver", "data_collector", "dynamics_learner", "mpc_planner"), "emulated.yaml", False),
     # a trained policy (policy_controller's policy_path) driving the simulated arm
     "sim_policy": Graph(("sim_node", "data_collector", "policy_controller"), "sim.yaml", True),
     # a policy learnt through the model (pg_trainer's method): it drives the arm, explores
