@@ -105,7 +105,7 @@ class FeetechBus:
         self.faults: dict[str, Fault] = {}
         self.reads = self.failed_reads = 0
         self._goal = np.zeros(len(self.names), dtype=int)  # ticks, the calibration's frame
-        self._offset = np.zeros(len(self.names), dtype=int)  # servo frame − calibration frame
+        self._offset = np.zeros(len(self.names), dtype=int)  # calibration frame − servo frame (ticks)
         self._stalling: dict[str, float] = {}
         self.last: BusState | None = None
         self._port = self._handler = self._reader = None
@@ -143,7 +143,7 @@ class FeetechBus:
                            "check power, cabling, ids and baud rate")
         for i, servo_id in enumerate(self.ids):
             homing = P.decode(self._read(servo_id, P.HOMING_OFFSET), P.HOMING_OFFSET)
-            self._offset[i] = self.calibration.joints[self.names[i]].homing_offset - homing
+            self._offset[i] = homing - self.calibration.joints[self.names[i]].homing_offset
             self._write(servo_id, P.TORQUE_LIMIT, round(1000 * self.config.torque_limit))
             self._write(servo_id, P.ACCELERATION, self.config.acceleration)
         state = self.read()
@@ -168,10 +168,14 @@ class FeetechBus:
         """
         sdk = _sdk()
         reader = self._reader
-        result = reader.txRxPacket()
+        try:
+            result = reader.txRxPacket()
+        except (IndexError, TypeError):  # the SDK indexing a garbled or stale answer
+            result = sdk.COMM_RX_CORRUPT
         self.reads += 1
         if result != sdk.COMM_SUCCESS:
             self.failed_reads += 1
+            self._drain()
             silent = self._find_silent()
             if silent:
                 for name in silent:
@@ -271,13 +275,27 @@ class FeetechBus:
             self._sync_write_goals()
 
     def _find_silent(self) -> list[str]:
+        """The servos that do not answer a ping (twice)."""
         sdk = _sdk()
         silent = []
         for name, servo_id in zip(self.names, self.ids):
-            _, result, _ = self._handler.ping(self._port, servo_id)
-            if result != sdk.COMM_SUCCESS:
+            for _ in range(2):
+                try:
+                    _, result, _ = self._handler.ping(self._port, servo_id)
+                except (IndexError, TypeError):
+                    result = sdk.COMM_RX_CORRUPT
+                if result == sdk.COMM_SUCCESS:
+                    break
+                self._drain()
+            else:
                 silent.append(name)
         return silent
+
+    def _drain(self) -> None:
+        """Drop what is left of a failed exchange (answers still on the wire): the SDK
+        would take a stale answer for the next one."""
+        time.sleep(0.002 + 1000.0 / self.config.baudrate)
+        self._port.ser.reset_input_buffer()
 
     # -- ticks -----------------------------------------------------------------------------
     def _frame(self, state: BusState) -> np.ndarray:

@@ -154,12 +154,12 @@ def load_calibration(path: str | Path, resolution: int = 4096) -> Calibration:
 
 def calibration_for(description, resolution: int = 4096) -> Calibration:
     """The calibration of an ideally assembled arm of ``description``: ids 1…n along the
-    arm joints (then a revolute gripper's), no homing offset, each range the URDF's
-    limits around the middle tick. For an emulated bus, or as a start to edit."""
+    arm joints (then a revolute gripper's), no homing offset, each range centred on the
+    middle tick (the joint's zero) and wide enough for the URDF's limits. For an emulated
+    bus, or as a start to edit."""
     joints = [j for j in description.arm_joints + description.gripper_joints if j.type != "prismatic"]
     per_rad = resolution / (2 * math.pi)
     middle = resolution // 2
-    return Calibration({
-        j.name: JointCalibration(i + 1, 0, 0, max(0, round(middle + j.lower * per_rad)), min(resolution - 1, round(middle + j.upper * per_rad)))
-        for i, j in enumerate(joints)
-    }, resolution)
+    half = {j.name: min(middle - 1, math.ceil(max(abs(j.lower), abs(j.upper)) * per_rad)) for j in joints}
+    return Calibration({j.name: JointCalibration(i + 1, 0, 0, middle - half[j.name], middle + half[j.name]) for i, j in enumerate(joints)},
+                       resolution)

@@ -88,6 +88,8 @@ class EmulatedBus:
         missing = [n for n in self.sim.joint_names if n not in self.names]
         if missing:
             raise ValueError(f"the calibration has no servo for the simulated arm's joints {missing}")
+        self._actuators = np.array([self.sim.model.actuator(n).id for n in self._arm], dtype=int)
+        self.stall_torque = self.sim.model.actuator_forcerange[self._actuators, 1].copy()  # [arm servos] N·m
         self.protection_time = 2.0  # s of load above the torque limit before the overload error
         self.hand: dict[str, float] = {}  # joint angles a person holds torque-free joints at
         self.lock = threading.Lock()
@@ -180,16 +182,13 @@ class EmulatedBus:
             sign = -1 if self.calibration.joints[name].drive_mode else 1
             servo.set(P.PRESENT_POSITION, ticks[k])
             servo.set(P.PRESENT_SPEED, round(sign * qd[arm[k]] * per_rad))
-            servo.set(P.PRESENT_LOAD, round(np.clip(1000 * sign * force[k] / self.stall_torque, -1000, 1000)))
+            servo.set(P.PRESENT_LOAD, round(np.clip(1000 * sign * force[k] / self.stall_torque[k], -1000, 1000)))
             servo.set(P.MOVING, int(abs(qd[arm[k]]) > 0.02))
         if self._others:
             names = list(self._others)
             for name, tick in zip(names, self._ticks(names, np.array([self._others[n] for n in names]))):
                 self._by_name[name].set(P.PRESENT_POSITION, tick)
 
-    @property
-    def stall_torque(self) -> float:
-        return float(self.sim.model.actuator_forcerange[self.sim.model.actuator(self._arm[0]).id, 1])
 
     def _physics(self) -> None:
         """Step the arm in real time toward the goals of torque-enabled servos."""
@@ -204,6 +203,8 @@ class EmulatedBus:
                 goals = self._angles(self._arm, np.array([self._by_name[n].get(P.GOAL_POSITION) for n in self._arm]))
                 for k, name in enumerate(self._arm):
                     servo = self._by_name[name]
+                    limit = self.stall_torque[k] * min(servo.get(P.TORQUE_LIMIT), 1000) / 1000  # the Torque_Limit register caps the motor
+                    self.sim.model.actuator_forcerange[self._actuators[k]] = (-limit, limit)
                     if servo.get(P.TORQUE_ENABLE):
                         command[index[name]] = goals[k]
                     elif name in self.hand:
