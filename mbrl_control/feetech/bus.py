@@ -237,6 +237,13 @@ class FeetechBus:
         else:
             self.hold_all()
 
+    def torque_on(self) -> None:
+        """Enable every servo's torque holding where it is (after an e-stop that dropped it)."""
+        self.read()
+        self.hold_all()
+        for servo_id in self.ids:
+            self._write(servo_id, P.TORQUE_ENABLE, 1, check=False)
+
     def clear_faults(self) -> list[str]:
         """Release held servos (re-enabling torque clears a latched overload); returns their names."""
         cleared = list(self.faults)

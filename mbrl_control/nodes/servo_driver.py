@@ -7,7 +7,8 @@ names, radians, rad/s, and efforts from the servo load); each ``arm_controller/c
 one sync write of goal positions, clamped to the calibrated range
 (:class:`mbrl_control.feetech.bus.FeetechBus`). Servos that overload, overheat, stall or
 stop answering are held and reported on ``/diagnostics``; ``~/clear_faults`` releases them.
-``mbrl/estop`` (true) holds the arm, or drops torque with ``torque_off_on_estop``.
+``mbrl/estop`` (true) holds the arm, or drops torque with ``torque_off_on_estop``, and
+latches: commands are refused until ``~/reset_estop``.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class ServoDriverNode(Node):
         self.create_subscription(Float64MultiArray, COMMANDS, self.on_command, CONTROL)
         self.create_subscription(Bool, ESTOP, self.on_estop, CONTROL)
         self.create_service(Trigger, "~/clear_faults", self.on_clear_faults)
+        self.create_service(Trigger, "~/reset_estop", self.on_reset_estop)
+        self.estopped = False
         self.bad_command, self.bad_read = Throttle(), Throttle()
         self.reported: set[str] = set()
         self.read_times: list[float] = []
@@ -100,6 +103,9 @@ class ServoDriverNode(Node):
 
     def on_command(self, msg: Float64MultiArray) -> None:
         started = time.monotonic()
+        if self.estopped:
+            self.bad_command(self.get_logger().warning, "command refused: e-stop latched (~/reset_estop)")
+            return
         try:
             self.bus.write(np.asarray(msg.data, dtype=float))
         except ValueError as err:
@@ -110,7 +116,23 @@ class ServoDriverNode(Node):
     def on_estop(self, msg: Bool) -> None:
         if msg.data:
             self.bus.estop()
-            self.get_logger().error("e-stop: " + ("torque off" if self.bus.config.torque_off_on_estop else "holding"))
+            if not self.estopped:
+                self.get_logger().error("E-STOP: " + ("torque off" if self.bus.config.torque_off_on_estop else "holding")
+                                        + "; commands refused until ~/reset_estop")
+            self.estopped = True
+
+    def on_reset_estop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        was, self.estopped = self.estopped, False
+        if was and self.bus.config.torque_off_on_estop:
+            try:
+                self.bus.torque_on()
+            except BusError as err:
+                self.estopped = True
+                response.success, response.message = False, f"e-stop kept: torque could not be re-enabled ({err})"
+                return response
+        response.success, response.message = True, "e-stop cleared" if was else "no e-stop was latched"
+        self.get_logger().warning(response.message)
+        return response
 
     def on_clear_faults(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         cleared = self.bus.clear_faults()
