@@ -7,6 +7,7 @@
     mbrl-control demo     the simulated arm under random exploration, per-episode results
     mbrl-control render   a PNG of the simulated arm
     mbrl-control check-urdf  what the stack makes of a URDF: joints, limits, TCP, servo, warnings
+    mbrl-control calibrate   record a Feetech arm's calibration (LeRobot's file layout)
 """
 
 from __future__ import annotations
@@ -348,6 +349,65 @@ def check_urdf(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def calibrate(args: argparse.Namespace) -> int:
+    """Record the calibration of an arm on a Feetech bus: middle pose, then a sweep of every joint."""
+    import threading
+
+    from mbrl_control.arm.description import load_description
+    from mbrl_control.feetech.bus import BusError
+    from mbrl_control.feetech.calibrate import RawBus, record_calibration
+    from mbrl_control.feetech.calibration import calibration_for
+    from mbrl_control.resources import default_urdf
+
+    try:
+        if args.ids:
+            joints = {}
+            for item in args.ids:
+                name, _, number = item.partition("=")
+                joints[name] = int(number)
+        else:
+            joints = dict(zip(calibration_for(load_description(args.urdf or default_urdf(), args.ee_link)).names, range(1, 100)))
+        bus = RawBus(args.port, args.baudrate, joints)
+    except (BusError, ValueError, OSError) as err:
+        print(f"mbrl-control calibrate: {err}", file=sys.stderr)
+        return 2
+    print(f"{len(joints)} servos on {args.port}, torque off: {', '.join(f'{n} (id {i})' for n, i in joints.items())}")
+    done = threading.Event()
+
+    def at_middle() -> None:
+        input("Move the arm to the middle of its range (every joint half-way between its limits) and press Enter ")
+        print("Now move every joint through its whole range, slowly; press Enter when done")
+        threading.Thread(target=lambda: (input(), done.set()), daemon=True).start()
+
+    shown = [0.0]
+
+    def sweeping(ranges: dict) -> bool:
+        import time
+
+        if time.monotonic() - shown[0] > 0.2:
+            print("  ".join(f"{n} {lo}<{now}<{hi}" for n, (lo, now, hi) in ranges.items()), end="\r", flush=True)
+            shown[0] = time.monotonic()
+        return done.is_set()
+
+    try:
+        calibration = record_calibration(bus, at_middle, sweeping)
+    except BusError as err:
+        print(f"\nmbrl-control calibrate: {err}", file=sys.stderr)
+        return 1
+    finally:
+        bus.close()
+    if args.invert:
+        from dataclasses import replace
+
+        from mbrl_control.feetech.calibration import Calibration
+
+        calibration = Calibration({n: replace(j, drive_mode=int(n in args.invert)) for n, j in calibration.joints.items()})
+    path = calibration.save(args.out)
+    print(f"\nwrote {path}: " + ", ".join(f"{n} [{j.range_min}, {j.range_max}]" for n, j in calibration.joints.items()))
+    print(f"servo_driver: --ros-args -p calibration:={path}  (or mbrl-control bringup real --driver feetech --calibration {path})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from mbrl_control.models import REGRESSORS
     from mbrl_control.planning import OPTIMIZERS
@@ -430,6 +490,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--servo", default="sts3215", choices=tuple(SERVOS), help="servo profile for torque and speed (default: %(default)s)")
     p.add_argument("--gripper-opening", type=float, default=0.01, help="gripper position held while reaching (m or rad)")
     p.set_defaults(func=check_urdf)
+
+    p = commands.add_parser("calibrate", help="record a Feetech arm's calibration: middle pose, then sweep each joint (LeRobot's file layout)")
+    p.add_argument("--port", default="/dev/ttyACM0", help="the bus adapter's serial port (default: %(default)s)")
+    p.add_argument("--baudrate", type=int, default=1_000_000)
+    p.add_argument("--out", required=True, help="calibration file to write (.json, or .yaml)")
+    p.add_argument("--urdf", default="", help="the arm's URDF: its joints get ids 1…n in chain order (default: so_arm5.urdf)")
+    p.add_argument("--ee-link", default="tcp")
+    p.add_argument("--ids", nargs="*", default=None, metavar="JOINT=ID", help="the servos instead, e.g. shoulder_pan=1 … gripper=6")
+    p.add_argument("--invert", nargs="*", default=[], metavar="JOINT", help="joints whose servo turns against the URDF's axis (drive_mode 1)")
+    p.set_defaults(func=calibrate)
 
     p = commands.add_parser("render", help="write a PNG of the simulated arm")
     p.add_argument("--out", default="arm.png", help="output PNG (default: arm.png)")

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from mbrl_control.arm.sim import SimConfig
 from mbrl_control.feetech import protocol as P
 from mbrl_control.feetech.bus import BusConfig, BusError, FeetechBus
-from mbrl_control.feetech.calibration import CalibrationError, calibration_for, load_calibration
+from mbrl_control.feetech.calibration import Calibration, CalibrationError, calibration_for, load_calibration
 from mbrl_control.feetech.emulator import EmulatedBus
 
 HERE = Path(__file__).parent
@@ -234,3 +234,52 @@ def test_an_arm_with_no_calibration_gets_one_from_its_urdf():
     # zero in the middle (LeRobot's convention), wide enough for the URDF's (asymmetric) limits
     np.testing.assert_allclose(high[:5], [1.92, 1.75, 1.69, 1.66, 2.84], atol=TICK)
     np.testing.assert_allclose(low, -high)
+
+
+def test_calibrate_records_what_lerobot_would_from_a_person_moving_the_arm(calibration, tmp_path, monkeypatch):
+    """mbrl-control calibrate, torque off: the 'person' (the test) holds the middle pose,
+    then sweeps each joint to its mechanical limits (the URDF's); the file it writes reads
+    the arm with each joint's zero in the middle of its range, as LeRobot's does."""
+    from mbrl_control import cli
+    from mbrl_control.arm.description import load_description
+
+    limits = {j.name: (j.lower, j.upper) for j in load_description(SIM.urdf, SIM.ee_link).arm_joints}  # the mechanical stops
+    from dataclasses import replace
+
+    calibration = Calibration({n: replace(j, drive_mode=0) for n, j in calibration.joints.items()})  # an SO-101 as built
+    others = {n: 0 for n in calibration.names}  # servos fresh from the factory: no offset in EEPROM
+    with EmulatedBus(calibration, SIM, servo_homing=others) as emulated:
+        answers = iter([0, 1])
+
+        def person(prompt: str = "") -> str:
+            if next(answers) == 0:  # hold the middle pose
+                emulated.hand.update({n: 0.0 for n in calibration.names})
+                time.sleep(0.3)
+            else:  # sweep every joint to both ends, then back
+                for name in ARM:
+                    at = 0.0
+                    for q in (*limits[name], 0.0):
+                        emulated.hand[name] = q
+                        time.sleep(abs(q - at) / 4.0 + 0.2)  # the servo's speed: ~4.7 rad/s
+                        at = q
+                emulated.hand["gripper"] = 1.0
+                time.sleep(0.5)
+            return ""
+
+        monkeypatch.setattr("builtins.input", person)
+        ids = [f"{n}={j.id}" for n, j in calibration.joints.items()]
+        assert cli.main(["calibrate", "--port", emulated.port, "--out", str(tmp_path / "arm.json"), "--ids", *ids]) == 0
+        recorded = load_calibration(tmp_path / "arm.json")
+        assert recorded.names == calibration.names
+        pose = np.array([0.35, -0.3, 0.4, 0.2, -0.5])
+        emulated.hand.update(zip(ARM, pose))
+        time.sleep(0.6)
+        bus = FeetechBus(BusConfig(port=emulated.port), recorded, ARM).open()
+        state = read(bus)
+        truth = np.array([emulated.joint_positions()[n] for n in ARM])
+        # the held middle pose read half a turn; the middle of the range swept reads zero (the
+        # table stops shoulder_lift early, so its range is not the URDF's)
+        shift = np.array([recorded.joints[n].middle - 2047 for n in ARM]) * TICK
+        np.testing.assert_allclose(state.position[:5], truth - shift, atol=0.04)  # as well as the person held the middle
+        assert abs(shift[0]) < 0.01  # shoulder_pan swept freely: its range is the URDF's, its zero the pose held
+        bus.close()

@@ -75,7 +75,7 @@ class Fault:
     since: float = field(default_factory=time.monotonic)
 
 
-def _sdk():
+def feetech_sdk():
     try:
         import scservo_sdk
     except ImportError as err:
@@ -117,7 +117,7 @@ class FeetechBus:
         Raises:
             BusError: the port cannot be opened or a servo does not answer, naming it.
         """
-        sdk = _sdk()
+        sdk = feetech_sdk()
         self._port = sdk.PortHandler(self.config.port)
         try:
             opened = self._port.openPort() and self._port.setBaudRate(self.config.baudrate)
@@ -126,7 +126,7 @@ class FeetechBus:
         if not opened:
             raise BusError(f"cannot open {self.config.port} at {self.config.baudrate} baud")
         self._handler = sdk.PacketHandler(0)
-        self._reader = _status_sync_read(sdk)(self._port, self._handler, P.STATE_START, P.STATE_LENGTH)
+        self._reader = status_sync_read(sdk)(self._port, self._handler, P.STATE_START, P.STATE_LENGTH)
         for servo_id in self.ids:
             self._reader.addParam(servo_id)
         missing = []
@@ -166,7 +166,7 @@ class FeetechBus:
             BusError: a servo did not answer (or answered garbled); every servo that does
                 is held and the fault names the silent one.
         """
-        sdk = _sdk()
+        sdk = feetech_sdk()
         reader = self._reader
         try:
             result = reader.txRxPacket()
@@ -283,7 +283,7 @@ class FeetechBus:
 
     def _find_silent(self) -> list[str]:
         """The servos that do not answer a ping (twice)."""
-        sdk = _sdk()
+        sdk = feetech_sdk()
         silent = []
         for name, servo_id in zip(self.names, self.ids):
             for _ in range(2):
@@ -314,7 +314,7 @@ class FeetechBus:
         return np.clip(ticks, low, high).astype(int)
 
     def _sync_write_goals(self) -> None:
-        sdk = _sdk()
+        sdk = feetech_sdk()
         writer = sdk.GroupSyncWrite(self._port, self._handler, P.GOAL_POSITION.address, P.GOAL_POSITION.size)
         servo_ticks = self._goal - self._offset
         for servo_id, tick in zip(self.ids, servo_ticks):
@@ -322,21 +322,21 @@ class FeetechBus:
         writer.txPacket()
 
     def _read(self, servo_id: int, register: P.Register) -> bytes:
-        sdk = _sdk()
+        sdk = feetech_sdk()
         data, result, _ = self._handler.readTxRx(self._port, servo_id, register.address, register.size)
         if result != sdk.COMM_SUCCESS:
             raise BusError(f"servo {servo_id}: reading register {register.address} failed: {self._handler.getTxRxResult(result)}")
         return bytes(data)
 
     def _write(self, servo_id: int, register: P.Register, value: int, check: bool = True) -> None:
-        sdk = _sdk()
+        sdk = feetech_sdk()
         result, _ = self._handler.writeTxRx(self._port, servo_id, register.address, register.size, list(P.encode(value, register)))
         if check and result != sdk.COMM_SUCCESS:
             raise BusError(f"servo {servo_id}: writing register {register.address} failed: {self._handler.getTxRxResult(result)}")
 
 
 @functools.cache
-def _status_sync_read(sdk) -> type:
+def status_sync_read(sdk) -> type:
     """The SDK's GroupSyncRead, keeping each servo's status error byte (the SDK drops it)."""
 
     class StatusSyncRead(sdk.GroupSyncRead):
