@@ -1,11 +1,19 @@
-"""A real arm: its driver and ros2_control controllers publish /joint_states and execute
-/arm_controller/commands (a forward_command_controller with the position interface); this
-adds robot_state_publisher with the URDF, the data collector, the dynamics learner and the
-MPC planner (the graph ``real`` of mbrl_control/nodes/graph.py).
+"""A real arm: its driver publishes /joint_states and executes /arm_controller/commands;
+this adds robot_state_publisher with the URDF, the data collector, the dynamics learner
+and the MPC planner (the graphs ``real``, ``real_feetech`` and ``emulated`` of
+mbrl_control/nodes/graph.py).
+
+The driver is ``driver:=none`` (default: ros2_control's, a forward_command_controller with
+the position interface, already running), ``driver:=feetech`` (servo_driver on a Feetech
+bus: an SO-100/SO-101 on its USB adapter, with its calibration file) or
+``driver:=emulated`` (the same servo_driver against an emulated bus: no hardware).
 
     ros2 launch mbrl_control real.launch.py dry_run:=true     # commands go to a shadow topic
     ros2 launch mbrl_control real.launch.py commands:=/my_arm/position_controller/commands \\
         joint_states:=/my_arm/joint_states model:=gp params_file:=my_arm.yaml
+    ros2 launch mbrl_control real.launch.py driver:=feetech port:=/dev/ttyACM0 \\
+        calibration:=$HOME/.cache/huggingface/lerobot/calibration/robots/so101_follower/my_arm.json \\
+        urdf:=so101_new_calib.urdf ee_link:=gripper_frame_link
 
 With ``dry_run:=true`` the planner publishes on ``<commands>_dry_run`` instead: watch what it
 would send (``ros2 topic echo``) before the arm moves. Targets come from whoever publishes
@@ -20,20 +28,39 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from mbrl_control.models import REGRESSORS
 from mbrl_control.nodes.graph import GRAPHS
 
 
+GRAPH_OF_DRIVER = {"none": "real", "feetech": "real_feetech", "emulated": "emulated"}
+
+
 def _nodes(context):
-    graph = GRAPHS["real"]
-    share = Path(get_package_share_directory("mbrl_control"))
     value = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
+    driver = value("driver")
+    graph = GRAPHS[GRAPH_OF_DRIVER[driver]]
+    share = Path(get_package_share_directory("mbrl_control"))
     params = value("params_file") or str(share / "config" / graph.params)
     urdf = value("urdf") or str(share / "urdf" / "so_arm5.urdf")
     commands = value("commands")
     planner_commands = commands + "_dry_run" if value("dry_run").lower() == "true" else commands
     remap = {"joint_states": value("joint_states"), "arm_controller/commands": commands}
     chosen = {"dynamics_learner": {"model": value("model")}}
-    arm = {"urdf": urdf}
+    arm = {"urdf": urdf, "ee_link": value("ee_link")}
+    if driver != "none":
+        calibration = value("calibration")
+        if driver == "emulated" and not calibration:  # the emulated arm as ideally assembled
+            import tempfile
+
+            from mbrl_control.arm.description import load_description
+            from mbrl_control.feetech.calibration import calibration_for
+
+            folder = Path(tempfile.mkdtemp(prefix="mbrl_control_emulated_"))
+            calibration = str(calibration_for(load_description(urdf, arm["ee_link"])).save(folder / "calibration.json"))
+        if not calibration:
+            raise RuntimeError("driver:=feetech needs calibration:=FILE (LeRobot's, or mbrl-control calibrate's)")
+        bus = {"calibration": calibration, **({"port": value("port")} if value("port") else {})}
+        chosen["servo_driver"] = chosen["emulated_arm"] = bus
     nodes = [
         Node(package="robot_state_publisher", executable="robot_state_publisher", name="robot_state_publisher",
              namespace=value("namespace"), output="screen", parameters=[{"robot_description": Path(urdf).read_text()}],
@@ -53,10 +80,15 @@ def _nodes(context):
 
 def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
-        DeclareLaunchArgument("model", default_value="gp", choices=["ensemble", "pe", "de", "mlp", "gp"],
+        DeclareLaunchArgument("model", default_value="gp", choices=list(REGRESSORS),
                               description="dynamics model type (a GP learns from the fewest trials)"),
         DeclareLaunchArgument("params_file", default_value="", description="ROS parameter file (default: config/real.yaml)"),
+        DeclareLaunchArgument("driver", default_value="none", choices=list(GRAPH_OF_DRIVER),
+                              description="the arm's driver: none (ros2_control's runs already), feetech (servo_driver), emulated (no hardware)"),
+        DeclareLaunchArgument("port", default_value="", description="feetech: the bus adapter's serial port (default: /dev/ttyACM0)"),
+        DeclareLaunchArgument("calibration", default_value="", description="feetech: the servos' calibration file (LeRobot's JSON, or mbrl-control calibrate's)"),
         DeclareLaunchArgument("urdf", default_value="", description="the arm's URDF (default: the packaged so_arm5.urdf)"),
+        DeclareLaunchArgument("ee_link", default_value="tcp", description="the URDF link of the tool centre point (SO-101: gripper_frame_link)"),
         DeclareLaunchArgument("joint_states", default_value="/joint_states", description="the driver's joint state topic"),
         DeclareLaunchArgument("commands", default_value="/arm_controller/commands",
                               description="the position forward-command controller's topic"),

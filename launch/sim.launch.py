@@ -15,7 +15,9 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from mbrl_control.models import REGRESSORS
 from mbrl_control.nodes.graph import GRAPHS
+from mbrl_control.planning import OPTIMIZERS
 
 
 def _nodes(context):
@@ -39,9 +41,9 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
         DeclareLaunchArgument("graph", default_value="sim", choices=["sim", "sim_policy", "sim_pg"],
                               description="node graph: MPC learning, a trained policy (policy_controller's policy_path), or a policy learnt through the model (pg_trainer)"),
-        DeclareLaunchArgument("model", default_value="ensemble", choices=["ensemble", "pe", "de", "mlp", "gp"],
+        DeclareLaunchArgument("model", default_value="ensemble", choices=list(REGRESSORS),
                               description="dynamics model type"),
-        DeclareLaunchArgument("optimizer", default_value="cem", choices=["cem", "mppi", "random", "gradient", "cem_gradient"],
+        DeclareLaunchArgument("optimizer", default_value="cem", choices=list(OPTIMIZERS),
                               description="MPC trajectory optimiser"),
         DeclareLaunchArgument("params_file", default_value="", description="ROS parameter file (default: config/sim.yaml)"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of every node and topic"),

@@ -81,13 +81,37 @@ def _node_actions(description, arguments: dict[str, str]):
     return nodes
 
 
-@pytest.mark.parametrize("name, graph", [("sim.launch.py", "sim"), ("real.launch.py", "real")])
-def test_launch_file_nodes_match_the_graph(name, graph):
+@pytest.mark.parametrize("name, arguments, graph", [
+    ("sim.launch.py", {}, "sim"),
+    ("real.launch.py", {}, "real"),
+    ("real.launch.py", {"driver": "feetech", "port": "/dev/ttyUSB3", "calibration": "arm.json"}, "real_feetech"),
+    ("real.launch.py", {"driver": "emulated"}, "emulated"),
+])
+def test_launch_file_nodes_match_the_graph(name, arguments, graph):
     if not _ros_launch():
         pytest.skip("launch and launch_ros are not installed (no ROS 2 distribution)")
-    nodes = _node_actions(_load(name), {})
+    nodes = _node_actions(_load(name), arguments)
     executables = [n.node_executable for n in nodes if n.node_package == "mbrl_control"]
     assert executables == [spec.executable for spec in GRAPHS[graph].specs()]
+    if "driver" in arguments:  # the bus settings reach the driver (and the emulated bus)
+        import launch
+
+        driver = next(n for n in nodes if n.node_executable == "servo_driver")
+        context = launch.LaunchContext()
+        values = {}
+        for entry in driver._Node__parameters:  # what the launch file passes, in order
+            if isinstance(entry, dict):
+                values.update({"".join(s.perform(context) for s in k): v for k, v in entry.items()})
+        calibration = values["calibration"]
+        calibration = calibration if isinstance(calibration, str) else "".join(s.perform(context) for s in calibration)
+        assert arguments.get("calibration", "/calibration.json") in calibration  # (launch_ros keeps it YAML-encoded)
+
+
+def test_a_feetech_driver_without_calibration_is_refused():
+    if not _ros_launch():
+        pytest.skip("launch and launch_ros are not installed (no ROS 2 distribution)")
+    with pytest.raises(RuntimeError, match="calibration:=FILE"):
+        _node_actions(_load("real.launch.py"), {"driver": "feetech"})
 
 
 def test_launch_files_need_launch_only_to_run():
