@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections import deque
 import time
 import tty
 
@@ -99,6 +100,7 @@ class EmulatedBus:
         tty.setraw(self._slave)
         self.port = os.ttyname(self._slave)
         self.stats = {"packets": 0, "bad_checksum": 0, "bytes_in": 0, "bytes_out": 0}
+        self.goal_writes: deque[tuple[float, dict[int, int]]] = deque(maxlen=100_000)  # (when it took effect, {id: goal})
         self.sim.reset(np.zeros(self.sim.n_joints), self.sim.target)
         self._publish_state()
         for servo in self.servos.values():
@@ -267,10 +269,14 @@ class EmulatedBus:
         with self.lock:
             if code == P.SYNC_WRITE and len(params) >= 2:
                 address, length = params[0], params[1]
+                goals = {}
                 for i in range(2, len(params) - length, length + 1):
                     servo = self.servos.get(params[i])
                     if servo is not None and not servo.silent:
                         servo.write(address, bytes(params[i + 1 : i + 1 + length]))
+                        goals[params[i]] = servo.get(P.GOAL_POSITION)
+                if address == P.GOAL_POSITION.address:
+                    self.goal_writes.append((due, goals))
             elif code == P.SYNC_READ and len(params) >= 2:
                 address, length = params[0], params[1]
                 for target in params[2:]:
