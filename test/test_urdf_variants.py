@@ -138,3 +138,18 @@ def test_check_urdf_prints_what_the_stack_will_use(capsys):
     assert "a frame on fixed joint 'gripper_frame_joint'" in out and "OK:" in out
     assert main(["check-urdf", str(URDFS / "cad_jaw.urdf")]) == 1  # no ee_link 'tcp' there
     assert "gripper_frame_link, moving_jaw_link" in capsys.readouterr().out
+
+
+def test_links_a_joint_connects_never_collide_even_on_a_fixed_base(tmp_path):
+    """CAD meshes of a base and the shoulder it carries interpenetrate at the joint (the
+    SO-101's do); MuJoCo filters parent-child contacts except against the world's bodies."""
+    text = (URDFS / "cad_jaw.urdf").read_text().replace('<origin xyz="0.0388 0 0.12"', '<origin xyz="0 0 0.1"')
+    (tmp_path / "assets").mkdir()
+    shutil.copy(URDFS / "assets" / "link.stl", tmp_path / "assets" / "link.stl")
+    (tmp_path / "arm.urdf").write_text(text)
+    sim = ArmSim(SimConfig(urdf=str(tmp_path / "arm.urdf"), ee_link=EE))
+    _, touches = sim.forward_kinematics(np.zeros(5))
+    assert not touches
+    rng = np.random.default_rng(0)
+    free = np.mean([not sim.forward_kinematics(q)[1] for q in rng.uniform(sim.command_low, sim.command_high, (100, 5))])
+    assert free > 0.5, free

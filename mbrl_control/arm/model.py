@@ -66,6 +66,13 @@ def build_spec(description: ArmDescription, config: "SimConfig") -> mujoco.MjSpe
         actuator.forcelimited = True
         actuator.forcerange = [-effort, effort]
 
+    # links a joint connects never collide: MuJoCo skips parent-child pairs itself, except
+    # where the parent is fixed to the world (a CAD base's meshes, always touching the
+    # shoulder's, made every pose of the SO-101 "collide")
+    for joint in description.joints:
+        if joint.type != "fixed" and spec.body(joint.parent) is not None:
+            spec.add_exclude(bodyname1=joint.parent, bodyname2=joint.child)
+
     tcp = spec.body(config.ee_link)
     if tcp is None:
         raise ValueError(f"{description.path}: no link named {config.ee_link!r} for the end effector")
