@@ -243,8 +243,8 @@ def fit(args: argparse.Namespace) -> int:
 
     try:
         settings = parse_settings(args.set)
-        sim = SimConfig(urdf=args.urdf, ee_link=args.ee_link, limit_margin=args.limit_margin)
-        arm = ArmInterface.from_configs(sim, ReachConfig(max_joint_step=args.max_joint_step), args.joints or ())
+        sim = SimConfig(urdf=args.urdf, ee_link=args.ee_link, joints=tuple(args.joints or ()), limit_margin=args.limit_margin)
+        arm = ArmInterface.from_configs(sim, ReachConfig(max_joint_step=args.max_joint_step))
         topics = Topics(args.joint_states, args.commands, args.target)
         dataset, skipped = read_transitions(args.bag, arm.kinematics, arm.targets(), arm.joint_names, topics)
         model = make_model(args.model, arm.obs_dim, arm.n, derive=arm.derive, **arm.MODEL_LAYOUT, seed=args.seed, **settings)
@@ -344,7 +344,7 @@ def check_urdf(args: argparse.Namespace) -> int:
     """Print what the stack will use from a URDF; exit status 1 if it cannot use it."""
     from mbrl_control.arm.check import check_urdf as check
 
-    report = check(args.urdf, args.ee_link, args.servo, args.gripper_opening)
+    report = check(args.urdf, args.ee_link, args.servo, args.gripper_opening, tuple(args.joints or ()))
     print(report.text())
     return 0 if report.ok else 1
 
@@ -468,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a model setting, e.g. --set hidden=128")
     p.add_argument("--urdf", default="", help="the arm's URDF (default: the packaged so_arm5.urdf)")
     p.add_argument("--ee-link", default="tcp")
-    p.add_argument("--joints", nargs="*", default=None, help="the command message's joint order (default: the URDF's)")
+    p.add_argument("--joints", nargs="*", default=None, help="the arm joints in the command message's order (default: the URDF's chain to --ee-link)")
     p.add_argument("--limit-margin", type=float, default=0.02)
     p.add_argument("--max-joint-step", type=float, default=0.1, help="rad per tick of an action of ±1")
     p.add_argument("--joint-states", default="/joint_states")
@@ -489,6 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ee-link", default="tcp", help="the link whose origin is the tool centre point (default: %(default)s)")
     p.add_argument("--servo", default="sts3215", choices=tuple(SERVOS), help="servo profile for torque and speed (default: %(default)s)")
     p.add_argument("--gripper-opening", type=float, default=0.01, help="gripper position held while reaching (m or rad)")
+    p.add_argument("--joints", nargs="*", default=None, help="the arm joints to command (default: every revolute joint on the chain to --ee-link)")
     p.set_defaults(func=check_urdf)
 
     p = commands.add_parser("calibrate", help="record a Feetech arm's calibration: middle pose, then sweep each joint (LeRobot's file layout)")

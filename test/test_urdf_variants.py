@@ -153,3 +153,28 @@ def test_links_a_joint_connects_never_collide_even_on_a_fixed_base(tmp_path):
     rng = np.random.default_rng(0)
     free = np.mean([not sim.forward_kinematics(q)[1] for q in rng.uniform(sim.command_low, sim.command_high, (100, 5))])
     assert free > 0.5, free
+
+
+def test_joints_choose_the_arm_joints_and_the_rest_of_the_chain_holds(tmp_path):
+    """``joints`` names the joints to command (in the command order); the chain's others
+    hold at zero in the simulator and count as fixed there in the kinematics."""
+    order = ("elbow_flex", "shoulder_pan", "shoulder_lift", "wrist_flex")  # wrist_roll held
+    config = SimConfig(urdf=str(URDFS / "cad_jaw.urdf"), ee_link=EE, joints=order)
+    sim = ArmSim(config)
+    assert sim.joint_names == ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex")  # chain order
+    interface = ArmInterface.from_configs(config, ReachConfig())
+    assert interface.controller_joints == order and interface.obs_dim == 2 * 4 + 6
+    rng = np.random.default_rng(0)
+    roll = sim.model.joint("wrist_roll").qposadr[0]
+    for _ in range(10):
+        sim.step(rng.uniform(sim.command_low, sim.command_high))
+        assert abs(sim.data.qpos[roll]) < 0.01  # held
+        full = np.insert(sim.joint_positions, 4, sim.data.qpos[roll])
+        np.testing.assert_allclose(interface.kinematics(sim.joint_positions), urdf_pose(load_description(config.urdf, EE), full)[:3, 3], atol=1e-4)
+        np.testing.assert_allclose(sim.forward_kinematics(sim.joint_positions)[0], interface.kinematics(sim.joint_positions), atol=1e-9)
+    env = ArmReach(sim=config)
+    assert env.observation_space.shape == (14,) and env.action_space.shape == (4,)
+    with pytest.raises(ConfigError, match=r"\['gripper'\] are not on the chain"):
+        ArmInterface.from_configs(config.replace(joints=("shoulder_pan", "gripper")), ReachConfig())
+    with pytest.raises(ValueError, match="names a joint twice"):
+        ArmSim(config.replace(joints=("shoulder_pan", "shoulder_pan")))

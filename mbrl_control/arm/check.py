@@ -39,13 +39,15 @@ class URDFCheck:
         return "\n".join(out)
 
 
-def check_urdf(path: str | Path, ee_link: str, servo: str = "sts3215", gripper_opening: float = 0.01) -> URDFCheck:
-    """Check the URDF at ``path`` for the end effector ``ee_link`` and servo profile ``servo``."""
+def check_urdf(path: str | Path, ee_link: str, servo: str = "sts3215", gripper_opening: float = 0.01,
+               joints: tuple[str, ...] = ()) -> URDFCheck:
+    """Check the URDF at ``path`` for the end effector ``ee_link``, servo profile ``servo``
+    and (when given) the arm ``joints`` to command."""
     from mbrl_control.arm.sim import SimConfig  # noqa: PLC0415 (MuJoCo only past the parse)
 
     report = URDFCheck()
     try:
-        description = load_description(path, ee_link)
+        description = load_description(path, ee_link, joints)
         profile = servo_profile(servo)
     except (OSError, ValueError, KeyError) as err:
         report.errors.append(str(err).strip("'\""))
@@ -54,7 +56,7 @@ def check_urdf(path: str | Path, ee_link: str, servo: str = "sts3215", gripper_o
     _meshes(description, report)
     if report.ok:
         try:
-            config = SimConfig(urdf=str(path), ee_link=ee_link, servo=servo, gripper_opening=gripper_opening)
+            config = SimConfig(urdf=str(path), ee_link=ee_link, servo=servo, gripper_opening=gripper_opening, joints=tuple(joints))
             _simulation(config, report)
         except Exception as err:  # noqa: BLE001 — whatever MuJoCo or the config refuse is the answer
             report.errors.append(f"the simulator refuses it: {type(err).__name__}: {err}")
@@ -81,6 +83,8 @@ def _joints(description: ArmDescription, profile, report: URDFCheck) -> None:
         elif not joint.lower <= 0.0 <= joint.upper:
             report.warnings.append(f"arm joint {joint.name!r}: 0 is outside [{joint.lower:g}, {joint.upper:g}]; "
                                    "episodes start from the nearest pose inside the range")
+    for joint in description.held_joints:
+        report.lines.append(f"held        {joint.name} ({joint.type}, on the chain, not in joints): at {description.hold_position(joint):g} rad")
     if not description.arm_joints:
         report.errors.append(f"no revolute joint between the root and {description.ee_link!r}: nothing to command")
     for joint in description.gripper_joints:

@@ -5,10 +5,10 @@ the limits without MuJoCo. The MuJoCo model is built from the same file
 (:mod:`mbrl_control.arm.model`).
 
 Which joints are the arm's follows from the end effector: the arm joints are the movable
-joints on the chain from the root link to ``ee_link``; every other movable joint hangs off
-that chain (a gripper: one revolute jaw, or a prismatic pair), and a ``<mimic>`` joint
-follows its leader. So a maker's URDF works as its CAD exporter wrote it, whatever the
-gripper.
+joints on the chain from the root link to ``ee_link`` (or those of them a ``joints`` list
+names: the others are held at zero); every other movable joint hangs off that chain (a
+gripper: one revolute jaw, or a prismatic pair), and a ``<mimic>`` joint follows its
+leader. So a maker's URDF works as its CAD exporter wrote it, whatever the gripper.
 """
 
 from __future__ import annotations
@@ -50,8 +50,10 @@ class ArmDescription:
     """What the control stack needs from a URDF, for the end effector ``ee_link``.
 
     ``arm_joints`` are the movable joints on the chain from the root to ``ee_link``, in
-    chain order (the action and command order); ``gripper_joints`` the other movable
-    joints that no ``<mimic>`` drives (a jaw, fingers); ``mimic_joints`` follow a leader.
+    chain order (the action order), or those of them ``selected`` names; ``held_joints``
+    the chain's others, held at :meth:`hold_position`; ``gripper_joints`` the movable joints
+    off the chain that no ``<mimic>`` drives (a jaw, fingers); ``mimic_joints`` follow a
+    leader.
     ``meshes`` lists each mesh a ``<visual>`` or ``<collision>`` names, as ``(link,
     filename)`` in the URDF's own spelling.
     """
@@ -61,15 +63,25 @@ class ArmDescription:
     joints: tuple[JointSpec, ...]
     ee_link: str = "tcp"
     meshes: tuple[tuple[str, str], ...] = ()
+    selected: tuple[str, ...] = ()
 
     @property
     def arm_joints(self) -> tuple[JointSpec, ...]:
-        return tuple(j for j in self.chain(self.ee_link) if j.type in ROTARY)
+        return tuple(j for j in self.chain(self.ee_link) if j.type in ROTARY and (not self.selected or j.name in self.selected))
+
+    @property
+    def held_joints(self) -> tuple[JointSpec, ...]:
+        return tuple(j for j in self.chain(self.ee_link) if j.type in ROTARY and self.selected and j.name not in self.selected)
 
     @property
     def gripper_joints(self) -> tuple[JointSpec, ...]:
-        arm = set(self.arm_joint_names)
-        return tuple(j for j in self.joints if j.type in MOVABLE and j.mimic is None and j.name not in arm)
+        chain = {j.name for j in self.chain(self.ee_link)}
+        return tuple(j for j in self.joints if j.type in MOVABLE and j.mimic is None and j.name not in chain)
+
+    @staticmethod
+    def hold_position(joint: JointSpec) -> float:
+        """Where a held joint stays: zero, or the end of its range nearest to it."""
+        return float(np.clip(0.0, joint.lower, joint.upper))
 
     @property
     def mimic_joints(self) -> tuple[JointSpec, ...]:
@@ -141,14 +153,16 @@ def _triple(element: ET.Element | None, attr: str, default: tuple[float, float, 
     return values  # type: ignore[return-value]
 
 
-def load_description(path: str | Path, ee_link: str = "tcp") -> ArmDescription:
-    """Parse a URDF file, its arm being the chain from the root to ``ee_link``.
+def load_description(path: str | Path, ee_link: str = "tcp", selected_joints: tuple[str, ...] | list[str] = ()) -> ArmDescription:
+    """Parse a URDF file, its arm being the chain from the root to ``ee_link``
+    (``selected_joints``, when given: the chain's joints to command; the rest are held).
 
     Raises:
         FileNotFoundError: the file does not exist.
         ValueError: the XML is malformed, a movable joint lacks limits, there is no link
-            ``ee_link`` (the message lists the leaf links), or a joint on its chain is one
-            the arm cannot command (a mimic joint), naming the file and the joint.
+            ``ee_link`` (the message lists the leaf links), a joint on its chain is one
+            the arm cannot command (a mimic joint), or ``selected_joints`` names a joint twice or one
+            off the chain, naming the file and the joint.
     """
     path = Path(path)
     try:
@@ -214,7 +228,9 @@ def load_description(path: str | Path, ee_link: str = "tcp") -> ArmDescription:
         (link.get("name", "?"), mesh.get("filename", ""))
         for link in root.findall("link") for mesh in link.findall("./*/geometry/mesh")
     )
-    description = ArmDescription(name=root.get("name", path.stem), path=path, joints=tuple(joints), ee_link=ee_link, meshes=meshes)
+    selected = tuple(selected_joints)
+    description = ArmDescription(name=root.get("name", path.stem), path=path, joints=tuple(joints), ee_link=ee_link,
+                                 meshes=meshes, selected=selected)
     if ee_link not in links:
         raise ValueError(
             f"{path}: no link named {ee_link!r} for the end effector (ee_link); the links at the "
@@ -225,4 +241,11 @@ def load_description(path: str | Path, ee_link: str = "tcp") -> ArmDescription:
             raise ValueError(f"{path}: joint {joint.name!r} on the chain to {ee_link!r} mimics {joint.mimic!r}; an arm joint must be commanded on its own")
         if joint.type == "prismatic":
             raise ValueError(f"{path}: joint {joint.name!r} on the chain to {ee_link!r} is prismatic; the arm's joints must be revolute (is ee_link on a finger?)")
+    chain = [j.name for j in description.chain(ee_link) if j.type in ROTARY]
+    if len(set(selected)) != len(selected):
+        raise ValueError(f"{path}: joints = {list(selected)} names a joint twice")
+    off = [name for name in selected if name not in chain]
+    if off:
+        raise ValueError(f"{path}: joints {off} are not on the chain from the root to {ee_link!r} ({', '.join(chain)}): "
+                         "an arm joint must move the end effector")
     return description

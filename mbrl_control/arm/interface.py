@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Sequence
-
 import numpy as np
 
 from mbrl_control.arm.commands import JointTargets
@@ -48,20 +46,24 @@ class ArmInterface:
     reward_fn: object = field(repr=False)
 
     @classmethod
-    def from_configs(cls, sim: SimConfig, task: ReachConfig, controller_joints: Sequence[str] = ()) -> "ArmInterface":
-        """From the simulator's arm settings (``urdf``, ``ee_link``, ``limit_margin``) and
-        the task's (``max_joint_step``, ``action_cost``); ``controller_joints`` empty means
-        the URDF order.
+    def from_configs(cls, sim: SimConfig, task: ReachConfig) -> "ArmInterface":
+        """From the simulator's arm settings (``urdf``, ``ee_link``, ``joints``,
+        ``limit_margin``) and the task's (``max_joint_step``, ``action_cost``): the arm
+        joints are those ``joints`` names (default: the chain to ``ee_link``), in chain
+        order; commands come in the order of ``joints``.
 
         Raises:
-            ConfigError: ``controller_joints`` is not a permutation of the arm's joints, or
-                the margin leaves no range.
+            ConfigError: ``joints`` names a joint twice or one off the chain, or the margin
+                leaves no range.
         """
-        description = load_description(sim.urdf or default_urdf(), sim.ee_link)
+        try:
+            description = load_description(sim.urdf or default_urdf(), sim.ee_link, sim.joints)
+        except ValueError as err:
+            if not sim.joints:
+                raise
+            raise ConfigError(f"joints = {list(sim.joints)}: {err}") from None
         names = description.arm_joint_names
-        controller = tuple(controller_joints) or names
-        if sorted(controller) != sorted(names):
-            raise ConfigError(f"joints = {list(controller)}: must name each arm joint of the URDF once, {list(names)}")
+        controller = tuple(sim.joints) or names
         low, high = description.lower + sim.limit_margin, description.upper - sim.limit_margin
         if np.any(low >= high):
             raise ConfigError(f"SimConfig.limit_margin = {sim.limit_margin}: leaves no joint range to move in")

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import numpy as np
 import torch
+from transforms3d.axangles import axangle2mat
 from transforms3d.euler import euler2mat
 
 from mbrl_control.arm.description import ArmDescription
@@ -36,6 +37,8 @@ class ForwardKinematics:
     so each joint is one [.., 3] × [3, 9] product and a weighted sum of its three blocks:
     no 3×3 products per row.
 
+    Joints the description holds (``held_joints``) count as fixed at their hold angle.
+
     Raises:
         KeyError: the URDF has no link ``tip_link``.
         ValueError: a movable joint on the chain is not an arm joint (a prismatic or mimic
@@ -47,11 +50,14 @@ class ForwardKinematics:
         self.dof = len(names)
         self.tip_link = tip_link
         self._steps: list[tuple[np.ndarray, np.ndarray, int]] = []  # (xyz [3], M [3, 9] or Rᵀ [3, 3], joint index | -1)
+        held = {j.name for j in description.held_joints}
         for joint in description.chain(tip_link):
-            if joint.type != "fixed" and joint.name not in names:
+            if joint.type != "fixed" and joint.name not in names and joint.name not in held:
                 raise ValueError(f"{description.path}: joint {joint.name!r} ({joint.type}) on the chain to {tip_link!r} is not an arm joint")
             R = euler2mat(*joint.rpy, axes="sxyz")  # URDF rpy: R = Rz(yaw) Ry(pitch) Rx(roll)
-            if joint.type == "fixed":
+            if joint.name in held:  # a joint held still: fixed at its hold angle
+                R = R @ axangle2mat(joint.axis, description.hold_position(joint))
+            if joint.type == "fixed" or joint.name in held:
                 self._steps.append((np.array(joint.xyz), R.T, -1))
                 continue
             a = np.array(joint.axis)

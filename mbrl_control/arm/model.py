@@ -47,7 +47,7 @@ def build_spec(description: ArmDescription, config: "SimConfig") -> mujoco.MjSpe
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
 
     servo = servo_profile(config.servo)
-    for joint in description.arm_joints + description.gripper_joints:
+    for joint in description.arm_joints + description.held_joints + description.gripper_joints:
         effort, _ = servo.limits(joint)
         mj_joint = spec.joint(joint.name)
         mj_joint.armature = config.servo_armature

@@ -28,6 +28,7 @@ class SimConfig(Config):
 
     urdf: str = param("", "URDF file of the arm; empty for the packaged so_arm5.urdf.", read_only=True)
     ee_link: str = param("tcp", "URDF link whose origin is the end effector (tool centre point); the arm joints are the chain to it.", read_only=True)
+    joints: tuple = param((), "Arm joints in the command message's order (default: the revolute joints from the root to ee_link, in chain order); naming some holds the chain's others at 0.", read_only=True)
     servo: str = param("sts3215", "Servo profile for joint torque and speed ('urdf': the URDF's own effort and velocity limits).", choices=tuple(SERVOS), read_only=True)
     physics_rate: float = param(500.0, "Physics integration rate (Hz).", low=100.0, high=5000.0, read_only=True)
     control_rate: float = param(20.0, "Servo command rate (Hz); bus servos run at about 20 Hz.", low=1.0, high=500.0, read_only=True)
@@ -71,7 +72,7 @@ class ArmSim:
 
     def __init__(self, config: SimConfig | None = None) -> None:
         self.config = config = config or SimConfig()
-        self.description: ArmDescription = load_description(config.urdf or default_urdf(), config.ee_link)
+        self.description: ArmDescription = load_description(config.urdf or default_urdf(), config.ee_link, config.joints)
         self.model = build_model(self.description, config)
         self.data = mujoco.MjData(self.model)
         self._scratch = mujoco.MjData(self.model)  # for forward kinematics of hypothetical poses
@@ -81,12 +82,17 @@ class ArmSim:
         self._qvel = joint_dof_indices(self.model, self.joint_names)
         self._ctrl = np.array([self.model.actuator(n).id for n in self.joint_names])
         gripper = tuple(j.name for j in self.description.gripper_joints)
+        chain_held = self.description.held_joints
         mimics = tuple(j for j in self.description.mimic_joints if j.mimic in gripper)
-        self._gripper_ctrl = np.array([self.model.actuator(n).id for n in gripper], dtype=int)
-        self._gripper_qpos = joint_qpos_indices(self.model, gripper + tuple(j.name for j in mimics))
-        # held positions of the gripper joints, then of their mimics (q = multiplier·q_leader + offset)
-        self._gripper_hold = np.array([config.gripper_opening] * len(gripper)
-                                      + [j.mimic_multiplier * config.gripper_opening + j.mimic_offset for j in mimics])
+        held = gripper + tuple(j.name for j in chain_held)
+        # the joints held still: the gripper's at gripper_opening and the chain's not commanded at
+        # their hold position, each by its servo; then the mimics (q = multiplier·q_leader + offset)
+        self._held_ctrl = np.array([self.model.actuator(n).id for n in held], dtype=int)
+        self._held_qpos = joint_qpos_indices(self.model, held + tuple(j.name for j in mimics))
+        self._held = np.array([config.gripper_opening] * len(gripper) + [self.description.hold_position(j) for j in chain_held]
+                              + [j.mimic_multiplier * config.gripper_opening + j.mimic_offset for j in mimics])
+        self._chain_held_qpos = joint_qpos_indices(self.model, tuple(j.name for j in chain_held))
+        self._chain_held = np.array([self.description.hold_position(j) for j in chain_held])
         for joint in self.description.gripper_joints:
             if not joint.lower <= config.gripper_opening <= joint.upper:
                 raise ConfigError(
@@ -129,7 +135,7 @@ class ArmSim:
     @property
     def gripper_positions(self) -> np.ndarray:
         """Gripper joint positions, in the URDF's order of ``description.gripper_joints``."""
-        return self.data.qpos[self._gripper_qpos[: len(self.description.gripper_joints)]].copy()
+        return self.data.qpos[self._held_qpos[: len(self.description.gripper_joints)]].copy()
 
     @property
     def ee_position(self) -> np.ndarray:
@@ -159,10 +165,10 @@ class ArmSim:
         q = np.clip(_finite(joint_positions, (self.n_joints,), "joint_positions"), self.command_low, self.command_high)
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[self._qpos] = q
-        self.data.qpos[self._gripper_qpos] = self._gripper_hold
+        self.data.qpos[self._held_qpos] = self._held
         self.data.ctrl[self._ctrl] = q
         self._setpoint[:] = q
-        self.data.ctrl[self._gripper_ctrl] = self.config.gripper_opening
+        self.data.ctrl[self._held_ctrl] = self._held[: len(self._held_ctrl)]
         self.target = target
         mujoco.mj_forward(self.model, self.data)
         self._pending = deque([q] * self.config.action_latency)
@@ -208,6 +214,7 @@ class ArmSim:
         meshes interpenetrating) are there in every pose and do not count."""
         scratch = self._scratch
         scratch.qpos[:] = self.model.qpos0
+        scratch.qpos[self._chain_held_qpos] = self._chain_held
         scratch.qpos[self._qpos] = joint_positions
         mujoco.mj_forward(self.model, scratch)
         pairs = self._segment[self.model.geom_bodyid[scratch.contact.geom]]  # [ncon, 2]

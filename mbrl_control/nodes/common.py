@@ -15,6 +15,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import UInt8MultiArray
 
+from mbrl_control.arm.description import load_description
 from mbrl_control.arm.interface import ArmInterface
 from mbrl_control.arm.reach import ReachConfig
 from mbrl_control.arm.sim import SimConfig
@@ -22,6 +23,7 @@ from mbrl_control.checkpoint import CheckpointError
 from mbrl_control.config import Config, param
 from mbrl_control.data.transitions import TransitionDataset
 from mbrl_control.nodes.params import ParameterBinding
+from mbrl_control.resources import default_urdf
 
 T = TypeVar("T")
 
@@ -54,28 +56,20 @@ DIAGNOSTICS = "/diagnostics"
 ARM_SETTINGS = ((SimConfig(), ("urdf", "ee_link", "limit_margin")), (ReachConfig(), ("max_joint_step", "action_cost")))
 
 
-@dataclass(frozen=True)
-class JointsConfig(Config):
-    """The command message's joint order."""
-
-    joints: tuple = param((), "Commanded joints in the controller's order (default: the URDF's arm joints in chain order).", read_only=True)
-
-
 def bind_arm(node: Node) -> tuple[ParameterBinding, ArmInterface]:
     """Declare the arm's parameters (urdf, ee_link, limit_margin, max_joint_step,
     action_cost, joints) on ``node``, all read-only (the joint limits among them), and
     build its :class:`ArmInterface`."""
     read_only = [name for _, names in ARM_SETTINGS for name in names]
     binding = ParameterBinding(node, *ARM_SETTINGS, read_only=read_only)
-    return binding, bind_joints(node, binding[SimConfig], binding[ReachConfig])
+    return binding, ArmInterface.from_configs(bind_joints(node, binding[SimConfig]), binding[ReachConfig])
 
 
-def bind_joints(node: Node, sim: SimConfig, task: ReachConfig) -> ArmInterface:
+def bind_joints(node: Node, sim: SimConfig) -> SimConfig:
     """Declare ``joints`` (read-only; by default the URDF's arm joints, so that ROS types
-    it a string array, as an empty list would not be) and build the :class:`ArmInterface`."""
-    urdf_joints = ArmInterface.from_configs(sim, task).joint_names
-    joints = ParameterBinding(node, JointsConfig(joints=urdf_joints))[JointsConfig].joints
-    return ArmInterface.from_configs(sim, task, joints)
+    it a string array, as an empty list would not be) and return ``sim`` with it."""
+    default = load_description(sim.urdf or default_urdf(), sim.ee_link).arm_joint_names
+    return sim.replace(joints=ParameterBinding(node, (SimConfig(joints=default), ("joints",)))[SimConfig].joints)
 
 
 class LatestCheckpoint(Generic[T]):

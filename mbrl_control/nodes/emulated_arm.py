@@ -24,7 +24,7 @@ from mbrl_control.arm.sim import SimConfig
 from mbrl_control.config import Config, param
 from mbrl_control.feetech.calibration import calibration_for, load_calibration
 from mbrl_control.feetech.emulator import EmulatedBus
-from mbrl_control.nodes.common import CONTROL, TARGET, spin
+from mbrl_control.nodes.common import CONTROL, TARGET, bind_joints, spin
 from mbrl_control.nodes.params import ParameterBinding
 from mbrl_control.nodes.sim_node import TASK_FIELDS
 
@@ -45,9 +45,10 @@ class EmulatedArmConfig(Config):
 class EmulatedArmNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("emulated_arm", **kwargs)
-        self.params = ParameterBinding(self, SimConfig(), (ReachConfig(), TASK_FIELDS), EmulatedArmConfig(),
-                                       read_only=SimConfig.field_names() + TASK_FIELDS)
-        sim, task, config = self.params[SimConfig], self.params[ReachConfig], self.params[EmulatedArmConfig]
+        sim_fields = tuple(n for n in SimConfig.field_names() if n != "joints")
+        self.params = ParameterBinding(self, (SimConfig(), sim_fields), (ReachConfig(), TASK_FIELDS), EmulatedArmConfig(),
+                                       read_only=sim_fields + TASK_FIELDS)
+        sim, task, config = bind_joints(self, self.params[SimConfig]), self.params[ReachConfig], self.params[EmulatedArmConfig]
         self.env = ArmReach(sim=sim, task=task)  # samples targets in the workspace
         self.env.reset(seed=config.seed)
         calibration = load_calibration(config.calibration) if config.calibration else calibration_for(self.env.sim.description)

@@ -112,7 +112,7 @@ class PolicyTrainerNode(Node):
         cfg = PolicyConfig(n_envs=config.imagined_rollouts, n_steps=config.imagined_horizon,
                            batch_size=min(256, config.imagined_rollouts * config.imagined_horizon)
                            ).replace(**{name: getattr(self.params[PolicyConfig], name) for name in POLICY_FIELDS})
-        task = ArmReach(sim=self.arm_params[SimConfig], task=self.arm_params[ReachConfig])
+        task = ArmReach(sim=self.arm_params[SimConfig].replace(joints=self.arm.controller_joints), task=self.arm_params[ReachConfig])
         task.reset(seed=cfg.seed)
         goals = np.array([task.sample_goal() for _ in range(GOAL_POOL)])
         space = task.observation_space, task.action_space

@@ -27,6 +27,7 @@ from mbrl_control.arm.env import ArmReach
 from mbrl_control.arm.reach import ReachConfig
 from mbrl_control.arm.sim import SimConfig
 from mbrl_control.config import Config, param
+from mbrl_control.arm.interface import ArmInterface
 from mbrl_control.nodes.common import COMMANDS, CONTROL, JOINT_STATES, TARGET, Throttle, bind_joints, spin
 from mbrl_control.nodes.params import ParameterBinding
 
@@ -46,14 +47,15 @@ class SimNodeConfig(Config):
 class SimNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("sim_node", **kwargs)
+        sim_fields = tuple(n for n in SimConfig.field_names() if n != "joints")
         self.params = ParameterBinding(  # the simulator is built once: its settings cannot change live
-            self, SimConfig(), (ReachConfig(), TASK_FIELDS + ("max_joint_step",)), SimNodeConfig(),
-            read_only=SimConfig.field_names() + ("max_joint_step",),
+            self, (SimConfig(), sim_fields), (ReachConfig(), TASK_FIELDS + ("max_joint_step",)), SimNodeConfig(),
+            read_only=sim_fields + ("max_joint_step",),
         )
-        sim_config, task = self.params[SimConfig], self.params[ReachConfig]
+        sim_config, task = bind_joints(self, self.params[SimConfig]), self.params[ReachConfig]
         self.env = ArmReach(sim=sim_config, task=task)
         self.sim = self.env.sim
-        self.arm = bind_joints(self, sim_config, task)
+        self.arm = ArmInterface.from_configs(sim_config, task)
         self.joint_names = list(self.sim.joint_names) + [j.name for j in self.sim.description.gripper_joints]
         self.state_pub = self.create_publisher(JointState, JOINT_STATES, CONTROL)
         self.target_pub = self.create_publisher(PointStamped, TARGET, CONTROL)
