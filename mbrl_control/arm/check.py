@@ -72,7 +72,7 @@ def _joints(description: ArmDescription, profile, report: URDFCheck) -> None:
     else:
         report.lines.append(f"ee_link     {description.ee_link}")
     report.lines.append(f"servo       {profile.name}: {profile.source}")
-    report.lines.append(f"arm joints  the chain {root} → {description.ee_link}, in command order:")
+    report.lines.append(f"arm joints  the chain {root} → {description.ee_link}, in chain order:")
     report.lines.append(f"    {'joint':<16}{'type':<11}{'lower':>8}{'upper':>8}{'effort':>9}{'speed':>8}   URDF effort, velocity")
     for i, joint in enumerate(description.arm_joints):
         effort, speed = profile.limits(joint)
