@@ -81,8 +81,9 @@ def train(args: argparse.Namespace) -> int:
 
     try:
         settings = parse_settings(args.set)
-        env = make_env(args.env, **({"episode_length": args.episode_length} if args.episode_length else {}))  # ArmReach's setting
-    except (ValueError, gym.error.Error) as err:
+        env_settings = parse_settings(args.env_set) | ({"episode_length": args.episode_length} if args.episode_length else {})  # ArmReach's
+        env = make_env(args.env, **env_settings)
+    except (ValueError, TypeError, gym.error.Error) as err:  # TypeError: a setting the env does not take
         print(f"mbrl-control train: {err}", file=sys.stderr)
         return 2
     out = Path(args.out)
@@ -425,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="any loop, MPC, optimiser or model setting, e.g. --set horizon=8 --set hidden=128")
+    p.add_argument("--env-set", action="append", default=[], metavar="NAME=VALUE",
+                   help="an environment setting, e.g. --env-set urdf=so101_new_calib.urdf --env-set ee_link=gripper_frame_link --env-set action_latency=2")
     p.add_argument("--out", default="runs/mbrl", help="directory for episodes.csv/json, learning_curve.png, "
                    "model.pt and transitions.npz (default: %(default)s)")
     p.set_defaults(func=train)

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import matplotlib.image
 import numpy as np
@@ -75,6 +76,18 @@ def test_train_refuses_bad_settings_with_the_reason(tmp_path, capsys):
     assert "horizon = 0: must be >= 1" in capsys.readouterr().err
     assert main(["train", "--episodes", "1", "--set", "horizon", "--out", str(tmp_path)]) == 2
     assert "expected NAME=VALUE" in capsys.readouterr().err
+
+
+def test_train_takes_the_env_settings_of_a_users_arm(tmp_path, capsys):
+    urdf = Path(__file__).parent / "urdf" / "cad_jaw.urdf"
+    assert main(["train", "--model", "mlp", "--episodes", "2", "--episode-length", "20", "--out", str(tmp_path / "run"),
+                 "--set", "horizon=3", "--set", "population=20", "--set", "elites=4",
+                 "--env-set", f"urdf={urdf}", "--env-set", "ee_link=gripper_frame_link", "--env-set", "action_latency=1"]) == 0
+    assert "episode   1 mpc" in capsys.readouterr().out
+    assert main(["train", "--episodes", "1", "--env-set", f"urdf={urdf}", "--out", str(tmp_path)]) == 2
+    assert "no link named 'tcp'" in capsys.readouterr().err
+    assert main(["train", "--env", "Pusher-v5", "--episodes", "1", "--env-set", "payload_mass=1", "--out", str(tmp_path)]) == 2
+    assert "payload_mass" in capsys.readouterr().err
 
 
 def test_policy_trains_writes_its_report_and_resumes(tmp_path, capsys):
