@@ -2,7 +2,7 @@
 mbrl-lib's PETS: return per episode, planning time per step, model-fit time.
 
     .venv/bin/python benchmarks/gym_mbrl.py [--tasks Pusher-v5 ...] [--methods ours pets]
-        [--seeds 3] [--workers 2] [--episodes N] [--pets-episodes N] [--set NAME=VALUE ...]
+        [--seeds 3] [--pets-seeds N] [--workers 2] [--episodes N] [--pets-episodes N] [--set NAME=VALUE ...]
         [--runs DIR] [--json PATH] [--plot PATH]
 
 Every run learns from scratch: one episode of random actions, then MPC through the model
@@ -289,6 +289,7 @@ def main() -> int:
     parser.add_argument("--tasks", nargs="+", default=list(BENCHMARKS), choices=list(BENCHMARKS))
     parser.add_argument("--methods", nargs="+", default=list(RUNNERS), choices=list(RUNNERS))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--pets-seeds", type=int, default=None, help="PETS's seeds (default: --seeds; it plans ~50x slower)")
     parser.add_argument("--workers", type=int, default=2, help="runs at a time, one torch thread each")
     parser.add_argument("--episodes", type=int, default=None, help="episodes per run for every task (default: each task's budget)")
     parser.add_argument("--pets-episodes", type=int, default=None, help="PETS's episodes per run (default: each task's, see BENCHMARKS)")
@@ -311,8 +312,9 @@ def main() -> int:
             return args.pets_episodes or min(benchmark.pets_episodes, args.episodes or benchmark.episodes)
         return args.episodes or benchmark.episodes
 
+    seeds = {"ours": args.seeds, "pets": args.pets_seeds or args.seeds}
     jobs = [(name, method, seed, budget(name, method), settings if method == "ours" else {}, str(args.runs))
-            for name in args.tasks for method in methods for seed in range(args.seeds)]
+            for name in args.tasks for method in methods for seed in range(seeds[method])]
     from tqdm import tqdm
 
     runs = []
@@ -332,10 +334,10 @@ def main() -> int:
             table[name]["ours @ PETS episodes"] = summarise([r for r in runs if r["task"] == name and r["method"] == "ours"],
                                                             budget(name, "pets"))
 
-    print(f"\n{args.seeds} seeds per task; episode 0 is random actions; ours: train_mbrl defaults"
+    print(f"\nseeds: {', '.join(f'{m} {seeds[m]}' for m in methods)}; episode 0 is random actions; ours: train_mbrl defaults"
           + (f" with {settings}" if settings else "") + "; PETS: mbrl-lib 0.2.0 at its published configuration\n")
-    print("| task | method | episodes | last-5 mean return | episodes 6-10 | best episode | plan ms median (p95) | fit s/episode | vs PETS |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    print("| task | method | seeds | episodes | last-5 mean return | episodes 6-10 | best episode | plan ms median (p95) | fit s/episode | vs PETS |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for name, rows in table.items():
         pets = rows.get("pets")
         for method, row in rows.items():
@@ -343,7 +345,7 @@ def main() -> int:
             if pets is not None and method == "ours @ PETS episodes":
                 versus = (f"return {row['last5']:.1f} vs {pets['last5']:.1f}; "
                           f"planning {pets['plan_ms_median'] / row['plan_ms_median']:.0f}x faster")
-            print(f"| {name} | {method} | {row['episodes']} | {row['last5']:.1f} ± {row['last5_std']:.1f} | "
+            print(f"| {name} | {method} | {row['seeds']} | {row['episodes']} | {row['last5']:.1f} ± {row['last5_std']:.1f} | "
                   f"{row['episodes_6_10']:.1f} | {row['best']:.1f} | {row['plan_ms_median']:.0f} ({row['plan_ms_p95']:.0f}) | "
                   f"{row['fit_s_per_episode']:.1f} | {versus} |")
     for name, rows in table.items():
