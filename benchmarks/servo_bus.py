@@ -2,7 +2,7 @@
 arm learns through it as fast as the simulated arm does.
 
     .venv/bin/python benchmarks/servo_bus.py [--seconds 5] [--episodes 12] [--seeds 2]
-        [--skip-learning] [--sdk-dir DIR ...] [--json PATH]
+        [--skip-bus] [--skip-learning] [--model gp] [--set NODE.NAME=VALUE ...] [--sdk-dir DIR ...] [--json PATH]
 
 Part 1, the bus: 6 STS3215 at 1 Mbaud emulated in a process of their own (as on a real bus,
 the servos do not share the driver's interpreter), read and commanded by the driver core on
@@ -181,11 +181,13 @@ def sdk_rates(port: str, dirs: list[str], seconds: float) -> dict[str, str]:
     return rows
 
 
-def learning(graph: str, seed: int, episodes: int, out: Path) -> list[bool]:
+def learning(graph: str, seed: int, episodes: int, out: Path, model: str, settings: list[str]) -> list[bool]:
     seeding = {"emulated": ["--set", f"emulated_arm.seed={seed}"],
                "sim": ["--set", f"sim_node.seed={seed}", "--set", "sim_node.reset_arm=false"]}[graph]
     env = {**os.environ, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "ROS_DOMAIN_ID": str(60 + seed + (10 if graph == "sim" else 0))}
-    subprocess.run([sys.executable, "-m", "mbrl_control.cli", "bringup", graph, "--episodes", str(episodes), "--out", str(out), *seeding],
+    extra = [arg for item in settings for arg in ("--set", item)]
+    subprocess.run([sys.executable, "-m", "mbrl_control.cli", "bringup", graph, "--episodes", str(episodes), "--out", str(out),
+                    "--model", model, *seeding, *extra],
                    env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rows = (out / "episodes.csv").read_text().splitlines()[1:]
     return [float(r.split(",")[2]) < 0.02 for r in rows]
@@ -206,34 +208,39 @@ def main() -> int:
     parser.add_argument("--episodes", type=int, default=12)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--skip-learning", action="store_true")
+    parser.add_argument("--model", default="ensemble", help="the learner's model in both graphs")
+    parser.add_argument("--set", nargs="*", default=[], metavar="[NODE.]NAME=VALUE", help="parameters for both graphs, as bringup takes them")
+    parser.add_argument("--skip-bus", action="store_true")
     parser.add_argument("--sdk-dir", nargs="*", default=[], help="folders holding another scservo_sdk to compare")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("ROS_DOMAIN_ID", "59")
 
-    context = mp.get_context("spawn")
-    here, there = context.Pipe()
-    emulator = context.Process(target=emulate, args=(there, args.baudrate), daemon=True)
-    emulator.start()
-    port = here.recv()
-    results: dict = {"bus": bus_figures(port, here, args.seconds, args.baudrate)}
-    results["bus"]["write latency ms p50/p95/p99 (ROS message → servo_driver → bus)"] = ros_latency(port, here, args.seconds)
-    here.send("stop")
-    emulator.join(timeout=5)
-    emulator = context.Process(target=emulate, args=(there, args.baudrate), daemon=True)
-    emulator.start()
-    port = here.recv()
-    results["sdk"] = sdk_rates(port, args.sdk_dir, args.seconds)
-    here.send("stop")
-    emulator.join(timeout=5)
+    results: dict = {}
+    if not args.skip_bus:
+        context = mp.get_context("spawn")
+        here, there = context.Pipe()
+        emulator = context.Process(target=emulate, args=(there, args.baudrate), daemon=True)
+        emulator.start()
+        port = here.recv()
+        results["bus"] = bus_figures(port, here, args.seconds, args.baudrate)
+        results["bus"]["write latency ms p50/p95/p99 (ROS message → servo_driver → bus)"] = ros_latency(port, here, args.seconds)
+        here.send("stop")
+        emulator.join(timeout=5)
+        emulator = context.Process(target=emulate, args=(there, args.baudrate), daemon=True)
+        emulator.start()
+        port = here.recv()
+        results["sdk"] = sdk_rates(port, args.sdk_dir, args.seconds)
+        here.send("stop")
+        emulator.join(timeout=5)
 
-    print(f"\nEmulated bus: 6 × STS3215 at {args.baudrate} baud, the emulator in its own process")
-    for key, value in results["bus"].items():
-        print(f"  {key:<64} {value:.1f}" if isinstance(value, float) else f"  {key:<64} {value}")
-    print("\nSDK (raw GroupSyncRead of 8 bytes × 6 servos, back to back)")
-    for key, value in results["sdk"].items():
-        print(f"  {key:<64} {value}")
+        print(f"\nEmulated bus: 6 × STS3215 at {args.baudrate} baud, the emulator in its own process")
+        for key, value in results["bus"].items():
+            print(f"  {key:<64} {value:.1f}" if isinstance(value, float) else f"  {key:<64} {value}")
+        print("\nSDK (raw GroupSyncRead of 8 bytes × 6 servos, back to back)")
+        for key, value in results["sdk"].items():
+            print(f"  {key:<64} {value}")
 
     if not args.skip_learning:
         runs: dict[str, list[list[bool]]] = {"emulated": [], "sim": []}
@@ -241,10 +248,11 @@ def main() -> int:
             for seed in range(args.seeds):
                 for graph in runs:
                     print(f"bringup {graph}, seed {seed}: {args.episodes} episodes …", flush=True)
-                    runs[graph].append(learning(graph, seed, args.episodes, Path(folder) / f"{graph}{seed}"))
+                    runs[graph].append(learning(graph, seed, args.episodes, Path(folder) / f"{graph}{seed}", args.model, args.set))
         results["learning"] = {g: {"success": r, "episodes_to_90": [episodes_to_90(s) for s in r]} for g, r in runs.items()}
         print(f"\nLearning to reach through the bus vs the simulator ({args.seeds} seeds, {args.episodes} episodes, "
-              "no reset between episodes; success: final distance < 2 cm)")
+              f"{args.model} model{', ' + ' '.join(args.set) if args.set else ''}; no reset between episodes; "
+              "success: final distance < 2 cm)")
         print(f"  {'episode':<24}" + "".join(f"{e:>5}" for e in range(args.episodes)))
         for graph, success in runs.items():
             rate = np.mean(np.array(success, dtype=float), axis=0)
