@@ -21,10 +21,8 @@ take hours, it runs only the first ``pets_episodes`` of the task's episodes
 (``--pets-episodes`` changes that), and the table compares both at that many episodes as
 well as ours over the full budget. Both explore with one episode of random actions (PETS's
 own script explores for ``trial_length`` steps, the same for every task here but the double
-pendulum, whose random episodes end within ~20 steps: there PETS's model goes NaN on one
-episode's 6 transitions, so PETS explores random episodes until ``PETS_MIN_EXPLORATION``
-(200) steps, more data than ours gets) and PETS then trains as its script does: every
-``freq_train_model`` planned steps, at least once per episode.
+pendulum, whose random episodes end within ~20 steps) and PETS then trains as its script
+does: every ``freq_train_model`` planned steps, at least once per episode.
 
 Per task and method: return per episode (mean ± std over seeds), the mean of the last 5
 episodes and of episodes 6-10 (returns must not fall as data grow), ArmReach's success rate
@@ -131,12 +129,6 @@ def pets_config(override: str, seed: int, steps: int, trial_length: int):
     return cfg
 
 
-# PETS's model cannot start from the 6 transitions of one random double-pendulum episode (its
-# variance goes NaN: torch.normal refuses it at the first plan); its own script explores
-# trial_length (1000) random steps first. It gets random episodes until this many steps.
-PETS_MIN_EXPLORATION = 200
-
-
 def run_pets(name: str, seed: int, episodes: int, settings: dict) -> dict:
     """mbrl-lib's PETS loop (``mbrl.algorithms.pets.train``), step by step, timed."""
     import torch
@@ -203,14 +195,6 @@ def run_pets(name: str, seed: int, episodes: int, settings: dict) -> dict:
             buffer.add(obs, action, next_obs, reward, terminated, truncated)
             obs, total, length = next_obs, total + float(reward), length + 1
             done = terminated or truncated
-        while episode == 0 and buffer.num_stored < PETS_MIN_EXPLORATION:  # more random episodes, unrecorded
-            obs, _ = env.reset()
-            done = False
-            while not done:
-                action = env.action_space.sample()
-                next_obs, reward, terminated, truncated, info = env.step(action)
-                buffer.add(obs, action, next_obs, reward, terminated, truncated)
-                obs, done = next_obs, terminated or truncated
         returns.append(total)
         lengths.append(length)
         fits.append(fit)
