@@ -114,7 +114,16 @@ class GP(Regressor):
         previous = self._hyperparameters() if warm_start else None
         self.likelihood = self._new_likelihood()
         if len(x) <= self.config.exact_limit:
-            report = self._fit_exact(x, y.T.contiguous(), generator, previous)
+            try:
+                report = self._fit_exact(x, y.T.contiguous(), generator, previous)
+            except gpytorch.utils.errors.NotPSDError:
+                if previous is None:
+                    raise
+                # the previous fit's hyperparameters (its noise at the floor) can make the new
+                # data's kernel matrix numerically singular: start anew instead
+                self.likelihood = self._new_likelihood()
+                report = self._fit_exact(x, y.T.contiguous(), generator, None)
+                report.notes += " (the warm start was not positive definite)"
         else:
             report = self._fit_sparse(x, y.T.contiguous(), generator)
         if len(x_val):
