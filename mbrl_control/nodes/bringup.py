@@ -5,7 +5,9 @@ Two ways, with the same parameter file and overrides the launch files pass:
 
 * ``processes=True``: one child process per node (``python -m <node module> --ros-args
   ...``), as ``ros2 launch`` starts them: the planner keeps a core to itself while the
-  learner fits. Stopping sends SIGINT, then SIGKILL to a child that does not exit.
+  learner fits. Stopping sends SIGINT, then SIGKILL to a child that does not exit; a
+  supervisor killed outright takes its children with it (SIGTERM, Linux's parent-death
+  signal).
 * in-process: each node spins in its own single-threaded executor on its own thread
   (rclpy's multi-threaded executor starves a wall-clock timer next to busy callbacks).
   Every node shares one Python interpreter, so the learner's fits slow the planner.
@@ -112,7 +114,7 @@ class RunningGraph:
             overrides_file = self.write_overrides() if self.processes else ""
             for spec in self.graph.specs():
                 if self.processes:
-                    self.children[spec.name] = subprocess.Popen(self.command(spec, overrides_file))
+                    self.children[spec.name] = subprocess.Popen(self.command(spec, overrides_file), preexec_fn=die_with_parent(os.getpid()))
                 else:
                     self.nodes[spec.name] = spec.node_class()(**self.node_kwargs(spec.name))
             for node in self.nodes.values():
@@ -164,6 +166,24 @@ class RunningGraph:
             node.destroy_node()
         if self.owns_context and self.context.ok():
             rclpy.shutdown(context=self.context)
+
+
+def die_with_parent(parent: int):
+    """A ``preexec_fn`` that has the child sent SIGTERM when ``parent`` dies, even by SIGKILL
+    (Linux's parent-death signal; elsewhere None: children outlive a killed supervisor).
+    A node left running without its supervisor would keep commanding the arm."""
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def arm() -> None:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return arm
 
 
 def parameter_overrides(items: Iterable[str]) -> dict[str, dict[str, Any]]:
