@@ -8,6 +8,8 @@ from mbrl_control.checkpoint import CheckpointError
 from mbrl_control.config import ConfigError
 from mbrl_control.data import TransitionDataset
 from mbrl_control.checkpoint import save_torch
+from mbrl_control.arm.env import ArmReach
+from mbrl_control.loops.mbrl import explore
 from mbrl_control.models import EnsembleConfig, load_model, make_model
 from mbrl_control.models.ensemble import EnsembleNetwork
 
@@ -353,3 +355,40 @@ def test_a_warm_refit_starts_where_the_last_fit_ended():
         model.fit(first)
         curves[warm] = model.fit(both).train_loss
     assert curves[True][0] < curves[False][0] - 0.5, (curves[True][:3], curves[False][:3])  # far lower from the first epoch
+
+
+@pytest.mark.parametrize("kind", ["ensemble", "gp"])
+def test_a_fit_in_progress_stops_when_cancelled_and_the_model_before_it_stays(kind, tmp_path):
+    """A node shutting down mid-fit: the fit stops within a second, the copy it worked on is
+    dropped, and the last good model (and its checkpoint) is as it was."""
+    import threading
+    import time
+
+    from mbrl_control.models import FitCancelled, cancellable
+
+    env = ArmReach()
+    data = explore(env, episodes=4)
+    env.close()
+    overrides = {"max_epochs": 10_000, "patience": 10_000, "max_steps": 10_000_000} if kind == "ensemble" else {"iterations": 10_000}
+    last = make_model(kind, 16, 5, goal_dims=3, **({"max_epochs": 5} if kind == "ensemble" else {"iterations": 5}))
+    last.fit(data)
+    path = last.save(tmp_path / "model.pt")
+    model = make_model(kind, 16, 5, goal_dims=3, **overrides)
+    stop, outcome = threading.Event(), {}
+
+    def fit() -> None:
+        try:
+            with cancellable(stop):
+                model.fit(data)
+        except FitCancelled as err:
+            outcome["cancelled"] = err
+
+    thread = threading.Thread(target=fit)
+    thread.start()
+    time.sleep(1.0)
+    stop.set()
+    thread.join(timeout=5.0)
+    assert not thread.is_alive() and "cancelled" in outcome
+    assert load_model(path, 16, 5).dataset_size == len(data)
+    with cancellable(threading.Event()):  # not set: fits run as usual
+        assert last.copy().fit(data).epochs >= 1

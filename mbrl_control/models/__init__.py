@@ -10,12 +10,13 @@ Registered: ``ensemble`` (alias ``pe``, PETS's probabilistic ensemble), ``de``
 
 from __future__ import annotations
 
-from mbrl_control.models.base import REGRESSORS, FitReport, ModelConfig, Prediction, Regressor
+from mbrl_control.models.base import REGRESSORS, FitCancelled, FitReport, ModelConfig, Prediction, Regressor, cancellable, raise_if_cancelled
 from mbrl_control.models.dynamics import KIND, DynamicsModel, load_model, make_model
 from mbrl_control.models.ensemble import MLP, DeterministicEnsemble, Ensemble, EnsembleConfig
 from mbrl_control.models.gp import GP, GPConfig
 
 __all__ = [
     "DeterministicEnsemble", "DynamicsModel", "Ensemble", "EnsembleConfig", "FitReport", "GP", "GPConfig", "KIND", "MLP",
-    "ModelConfig", "Prediction", "REGRESSORS", "Regressor", "load_model", "make_model",
+    "FitCancelled", "ModelConfig", "Prediction", "REGRESSORS", "Regressor", "cancellable", "load_model", "make_model",
+    "raise_if_cancelled",
 ]

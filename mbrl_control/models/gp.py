@@ -25,7 +25,7 @@ import gpytorch
 import torch
 
 from mbrl_control.config import param
-from mbrl_control.models.base import FitReport, MemberOutputs, ModelConfig, Regressor
+from mbrl_control.models.base import FitReport, MemberOutputs, ModelConfig, Regressor, raise_if_cancelled
 
 PREDICT_CHUNK = 1024  # rows per batch of kernel evaluations at prediction time
 
@@ -153,6 +153,7 @@ class GP(Regressor):
         self.gp.train()
         self.likelihood.train()
         for _ in range(cfg.iterations):
+            raise_if_cancelled()
             optimizer.zero_grad(set_to_none=True)
             loss = -mll(self.gp(x[subset]), y[:, subset]).mean()
             loss.backward()
@@ -176,6 +177,7 @@ class GP(Regressor):
         b = min(cfg.sparse_batch_size, len(x))
         steps_per_pass = math.ceil(len(x) / b)
         for step in range(cfg.sparse_steps):
+            raise_if_cancelled()
             if step % steps_per_pass == 0:
                 order = torch.randperm(len(x), generator=generator)
             batch = order[(step % steps_per_pass) * b :][:b]

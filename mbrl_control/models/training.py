@@ -18,7 +18,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from mbrl_control.models.base import FitReport
+from mbrl_control.models.base import FitReport, raise_if_cancelled
 
 # An epoch is at least this many minibatches (small datasets are passed over several
 # times), so that early stopping judges real training progress with a handful of trials.
@@ -69,6 +69,7 @@ def train_members(
     best_score = torch.full((E,), math.inf)
     best_state = {name: value.clone() for name, value in network.state_dict().items()}
     for epoch in range(max_epochs):
+        raise_if_cancelled()
         if steps >= max_steps:
             report.notes = f"stopped at max_steps={max_steps}"
             break

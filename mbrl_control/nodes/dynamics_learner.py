@@ -30,7 +30,7 @@ from std_msgs.msg import UInt8MultiArray
 from mbrl_control.checkpoint import CheckpointError
 from mbrl_control.config import Config, param
 from mbrl_control.data.transitions import TransitionDataset
-from mbrl_control.models import REGRESSORS, DynamicsModel, load_model, make_model
+from mbrl_control.models import REGRESSORS, DynamicsModel, FitCancelled, cancellable, load_model, make_model
 from mbrl_control.nodes.common import (
     CONTROL, DIAGNOSTICS, EPISODES, EPISODES_TOPIC, LATCHED, MODEL_TOPIC, Worker, bind_arm, bytes_message, new_episodes, spin,
     status,
@@ -68,6 +68,7 @@ class DynamicsLearnerNode(Node):
         self.last_fit = -float("inf")
         self.fits = 0
         self.worker = Worker("fit")
+        self.stop_fitting = threading.Event()
         self.model_pub = self.create_publisher(UInt8MultiArray, MODEL_TOPIC, LATCHED)
         self.diagnostics = self.create_publisher(DiagnosticArray, DIAGNOSTICS, CONTROL)
         self.create_subscription(UInt8MultiArray, EPISODES_TOPIC, self.on_episode, EPISODES)
@@ -128,8 +129,13 @@ class DynamicsLearnerNode(Node):
                 model = last.copy()
             else:
                 model = make_model(name, self.arm.obs_dim, self.arm.n, derive=self.arm.derive, **config.to_dict())
-            report = model.fit(data)
+            with cancellable(self.stop_fitting):
+                report = model.fit(data)
             model.save(self.model_path)
+        except FitCancelled:  # shutting down: the last good checkpoint stays
+            print(f"[dynamics_learner] fit on {len(data)} transitions cancelled at shutdown; {self.model_path} is the last good model",
+                  file=sys.stderr, flush=True)
+            return
         except Exception as err:  # a failed fit keeps the last good model
             self.get_logger().error(f"fit on {len(data)} transitions failed, last model kept: {type(err).__name__}: {err}")
             self.diagnostics.publish(status(self, "fit", f"failed: {err}", {"transitions": len(data)}, DiagnosticStatus.ERROR))
@@ -150,7 +156,9 @@ class DynamicsLearnerNode(Node):
         self.get_logger().info(f"fit {self.fits}: {model.name} on {len(data)} transitions in {report.seconds:.1f} s")
 
     def close(self) -> None:
-        """Wait for a fit in progress (its checkpoint is written atomically either way)."""
+        """Cancel a fit in progress (it stops at its next epoch) and wait for it; the last
+        good checkpoint stays (checkpoints are written atomically)."""
+        self.stop_fitting.set()
         self.worker.join(self.get_name())
 
 
