@@ -105,6 +105,8 @@ class FeetechBus:
         self.faults: dict[str, Fault] = {}
         self.reads = self.failed_reads = 0
         self._goal = np.zeros(len(self.names), dtype=int)  # ticks, the calibration's frame
+        self._low = np.array([calibration.joints[n].range_min for n in self.names])  # the calibrated range (ticks)
+        self._high = np.array([calibration.joints[n].range_max for n in self.names])
         self._offset = np.zeros(len(self.names), dtype=int)  # calibration frame − servo frame (ticks)
         self._stalling: dict[str, float] = {}
         self.last: BusState | None = None
@@ -309,9 +311,7 @@ class FeetechBus:
         return np.rint(self.calibration.to_ticks_unclamped(state.position)).astype(int)
 
     def _clamp(self, ticks: np.ndarray) -> np.ndarray:
-        low = np.array([self.calibration.joints[n].range_min for n in self.names])
-        high = np.array([self.calibration.joints[n].range_max for n in self.names])
-        return np.clip(ticks, low, high).astype(int)
+        return np.clip(ticks, self._low, self._high).astype(int)
 
     def _sync_write_goals(self) -> None:
         sdk = feetech_sdk()

@@ -176,7 +176,7 @@ class EmulatedBus:
         q, qd = self.sim.joint_positions, self.sim.joint_velocities
         index = {n: i for i, n in enumerate(self.sim.joint_names)}
         arm = np.array([index[n] for n in self._arm], dtype=int)
-        force = self.sim.data.actuator_force[[self.sim.model.actuator(n).id for n in self._arm]]
+        force = self.sim.data.actuator_force[self._actuators]
         ticks = self._ticks(self._arm, q[arm])
         per_rad = self.calibration.resolution / (2 * math.pi)
         for k, name in enumerate(self._arm):

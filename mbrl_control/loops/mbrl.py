@@ -240,6 +240,18 @@ class _Loop:
             return False
         return new >= (0 if end else cfg.retrain_every) and new >= cfg.retrain_growth * self.fitted_size
 
+    def refit_at_episode_end(self) -> bool:
+        """The first fit; none for version 0.5 (fit once); :meth:`refit_due` for version 1.5
+        with ``retrain_every``; otherwise after every episode."""
+        cfg = self.config
+        if not self.fitted:
+            return True
+        if cfg.version == "0.5":
+            return False
+        if cfg.version == "1.5" and cfg.retrain_every:
+            return self.refit_due(end=True)
+        return True
+
     def run_episode(self, index: int, random: bool) -> None:
         env, controller, cfg = self.env, self.controller, self.config
         obs, info = env.reset(seed=self.seed if index == 0 else None)
@@ -269,7 +281,7 @@ class _Loop:
             obs, done = next_obs, terminated or truncated
             if not random and self.fitted and self.refit_due():
                 fit_seconds += self.fit()
-        if not self.fitted or cfg.version != "0.5" and not (cfg.version == "1.5" and cfg.retrain_every) or self.refit_due(end=True):
+        if self.refit_at_episode_end():
             fit_seconds += self.fit()
         times = controller.planning_times[planning_before:]
         record = Episode(
