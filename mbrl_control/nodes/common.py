@@ -204,6 +204,11 @@ def spin(node_factory: Callable[[], Node], args: Sequence[str] | None = None) ->
         # (ConfigError and CheckpointError are ValueErrors)
         print(f"[FATAL] {getattr(node_factory, '__name__', 'node')}: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except Exception:
+        if rclpy.ok():
+            raise
+        # a callback racing the shutdown (a publish after Ctrl-C invalidated the context): not
+        # an error, and no traceback for the user who pressed Ctrl-C
     finally:
         if node is not None:
             close = getattr(node, "close", None)
