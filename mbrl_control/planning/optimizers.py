@@ -31,6 +31,7 @@ needs a cost that is differentiable in the actions (:func:`trajectory_cost` is).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from abc import ABC, abstractmethod
@@ -135,6 +136,7 @@ class TrajectoryOptimizer(ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type[Config]]
+    samples: ClassVar[tuple[str, ...]] = ()  # the config's counts of sequences per iteration, which :meth:`scale` shrinks
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -147,7 +149,18 @@ class TrajectoryOptimizer(ABC):
         low, high = torch.as_tensor(low, dtype=torch.float32), torch.as_tensor(high, dtype=torch.float32)
         if low.shape != high.shape or low.ndim != 1 or not torch.all(low < high):
             raise ValueError(f"action bounds must be [A] tensors with low < high, got {low} and {high}")
-        self.config, self.horizon, self.low, self.high = (config or self.Config()).replace(**overrides), horizon, low, high
+        self.configured = (config or self.Config()).replace(**overrides)
+        self.config, self.horizon, self.low, self.high = self.configured, horizon, low, high
+
+    def scale(self, fraction: float) -> None:
+        """Search with ``fraction`` (0, 1] of the configured sequences per iteration (the
+        ``samples`` fields, each rounded and kept at or above its lower bound) from the next
+        :meth:`optimize` on: what a time budget that one configured iteration overruns
+        needs (:class:`mbrl_control.planning.mpc.MPCController`)."""
+        fields = {f.name: f for f in dataclasses.fields(self.configured)}
+        counts = {name: max(1, int(fields[name].metadata["low"] or 1), round(getattr(self.configured, name) * fraction))
+                  for name in self.samples}
+        self.config = self.configured.replace(**counts)
 
     def reset(self) -> None:
         """Forget what the search carried from tick to tick, besides the warm start (a new
@@ -208,6 +221,7 @@ class RandomShooting(TrajectoryOptimizer):
 
     name = "random"
     Config = RandomShootingConfig
+    samples = ("population",)
 
     @torch.no_grad()
     def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
@@ -225,6 +239,7 @@ class CEM(TrajectoryOptimizer):
 
     name = "cem"
     Config = CEMConfig
+    samples = ("population", "elites")
 
     @torch.no_grad()
     def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
@@ -275,6 +290,7 @@ class ICEM(TrajectoryOptimizer):
 
     name = "icem"
     Config = ICEMConfig
+    samples = ("population", "elites")
 
     def __init__(self, horizon: int, low: torch.Tensor, high: torch.Tensor, config: ICEMConfig | None = None, **overrides) -> None:
         super().__init__(horizon, low, high, config, **overrides)
@@ -326,6 +342,7 @@ class MPPI(TrajectoryOptimizer):
 
     name = "mppi"
     Config = MPPIConfig
+    samples = ("population",)
 
     @torch.no_grad()
     def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
@@ -388,6 +405,7 @@ class GradientShooting(TrajectoryOptimizer):
 
     name = "gradient"
     Config = GradientConfig
+    samples = ("candidates",)
 
     def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
         cfg = self.config
@@ -405,6 +423,7 @@ class CEMGradient(CEM):
 
     name = "cem_gradient"
     Config = CEMGradientConfig
+    samples = ("population", "elites", "refine_candidates")
 
     def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
         cfg = self.config
