@@ -185,6 +185,32 @@ def test_large_data_switches_to_the_sparse_gp():
     assert model.regressor.sparse and "sparse" in model.fit(system(300, seed=8)).notes
 
 
+def test_the_gp_posterior_keeps_spread_rows_and_drops_repeats():
+    """An arm holding still repeats one transition: beyond posterior_points the exact GP
+    conditions on rows spread over the inputs, so its predictions barely change and the
+    repeats go."""
+    from mbrl_control.models.gp import spread_subset
+
+    z = torch.cat([torch.linspace(-1, 1, 50)[:, None], torch.zeros(200, 1) + 0.31])  # 50 spread, 200 repeats
+    kept = spread_subset(z, 60)
+    assert len(set(kept.tolist())) == 60 and (kept < 50).sum() == 50  # every spread row, and some of the repeats
+    data = system(200, seed=7)
+    still = TransitionDataset(obs_dim=1, act_dim=1)
+    still.append(np.repeat(data.obs[:1], 300, 0), np.repeat(data.act[:1], 300, 0), np.repeat(data.next_obs[:1], 300, 0), episode=99)
+    both = TransitionDataset(obs_dim=1, act_dim=1)
+    both.append(np.vstack([data.obs, still.obs]), np.vstack([data.act, still.act]), np.vstack([data.next_obs, still.next_obs]),
+                episode=np.concatenate([data.episode, still.episode]))
+    bounded = make_model("gp", 1, 1, posterior_points=250)
+    report = bounded.fit(both)
+    assert bounded.regressor.gp.train_inputs[0].shape[-2] == 250 and "posterior on 250 rows" in report.notes
+    full = make_model("gp", 1, 1, posterior_points=1000)
+    full.fit(both)
+    obs, act = torch.linspace(-1, 1, 20)[:, None], torch.zeros(20, 1)
+    with torch.no_grad():
+        gap = (bounded.predict(obs, act).mean - full.predict(obs, act).mean).abs().max()
+    assert gap < 0.05, gap
+
+
 @pytest.mark.parametrize("key", ["pe", "gp"])
 def test_goal_entries_are_carried_through_and_ignored(key):
     """obs = [s, goal]: the goal never moves and must not change the predicted dynamics."""
