@@ -268,3 +268,42 @@ def test_a_controller_joint_order_from_the_parameters_orders_the_commands():
         assert list(planner.arm.controller_joints) == order
         command = np.arange(5.0)  # chain order
         assert planner.arm.to_controller(command).tolist() == [4.0, 3.0, 2.0, 1.0, 0.0]
+
+
+def test_the_graphs_transitions_are_the_simulators_own_ticks(tmp_path):
+    """What the collector rebuilds from the topics (joint states, commands, targets) is
+    what the simulator did: for each transition stamped at tick k, its state is the
+    simulator's after tick k and its next state after tick k+1 (to within the encoder
+    noise), and its action is the command the simulator applied at tick k+1."""
+    graph = Graph(("sim_node", "data_collector", "mpc_planner"), "sim.yaml", True)
+    overrides = {"sim_node": {"episode_length": 60, "seed": 3}, "mpc_planner": {"exploration": 0.5},
+                 "data_collector": {"out_dir": str(tmp_path / "data"), "record_bag": False}}
+    truth: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # tick → (command applied, joint positions after it)
+    with RunningGraph(graph, overrides) as running:
+        node = running.nodes["sim_node"]
+        step = node.sim.step
+
+        def recorded_step(command):
+            step(command)
+            truth[node.ticks + 1] = (np.array(command), node.sim.joint_positions.copy())
+
+        node.sim.step = recorded_step
+        collector = running.nodes["data_collector"]
+        wait_for(lambda: len(collector.recorder.dataset) >= 150 or running.errors, 120, "150 transitions")
+        assert not running.errors, running.errors
+        data = collector.recorder.dataset.subset(slice(None))
+        from mbrl_control.arm.reach import ReachConfig
+
+        dt, step_size, noise = node.sim.control_dt, node.params[ReachConfig].max_joint_step, node.sim.config.joint_position_noise
+    n = len(truth[min(truth)][0])
+    ticks = np.round(data.time / dt).astype(int)
+    usable = [i for i, k in enumerate(ticks) if k in truth and k + 1 in truth and k - 1 in truth]
+    assert len(usable) >= 100
+    match = []
+    for i in usable:
+        k = ticks[i]
+        state_ok = np.abs(data.obs[i, :n] - truth[k][1]).max() < 5 * noise
+        next_ok = np.abs(data.next_obs[i, :n] - truth[k + 1][1]).max() < 5 * noise
+        action_ok = np.allclose(data.act[i], (truth[k + 1][0] - truth[k][0]) / step_size, atol=1e-6)
+        match.append(state_ok and next_ok and action_ok)
+    assert np.mean(match) >= 0.95, f"{np.mean(match):.0%} of {len(match)} transitions are the simulator's own ticks"

@@ -11,11 +11,13 @@ newest joint state at that command, mapped by joint name. Commands are the clock
 states may arrive at any rate, and the control rate is the rate the commander runs at.
 
 An episode is the time between target changes (a real arm's episode), so a new target
-closes the pending transition with the newest state and starts a new episode. The first
-command of an episode may also start from the measured joints (a planner restarts its
-command state there, as ArmReach's reset does). A command no action in [-1, 1] explains
-(a reset, a jump) starts the chain afresh; a command before any joint state or target is
-skipped. ``skipped`` counts both, by reason.
+closes the pending transition with the newest state and starts a new episode. Its first
+command's action is taken from the measured joints (a planner restarts its command state
+there, as ArmReach's reset does), and only once a joint state has come after the new
+target: a command sent before it was planned from the old episode's state (for a
+simulator that resets the arm with the target, from before the reset; the simulator drops
+it too). A command no action in [-1, 1] explains (a jump) starts the chain afresh; a
+command before any joint state or target is skipped. ``skipped`` counts these, by reason.
 """
 
 from __future__ import annotations
@@ -66,10 +68,12 @@ class TransitionRecorder:
         self._target: np.ndarray | None = None
         self._pending: _Pending | None = None
         self._episode_start = False
+        self._awaiting_state = False  # a new target came and no joint state since
 
     def state(self, q: np.ndarray, qd: np.ndarray) -> None:
         """The newest measured joint positions and velocities [n], in command order."""
         self._q, self._qd = np.asarray(q, dtype=np.float64), np.asarray(qd, dtype=np.float64)
+        self._awaiting_state = False
 
     def target(self, target: np.ndarray, time: float) -> bool:
         """The task's target [3]; returns True when it starts a new episode."""
@@ -78,7 +82,8 @@ class TransitionRecorder:
             return False
         self._close(time)  # the last command's successor keeps its action: the arm moves on
         self._target = target
-        self._episode_start = True
+        self._pending = None  # the new episode's first action starts from the measured joints
+        self._episode_start = self._awaiting_state = True
         self.episode += 1
         return True
 
@@ -87,6 +92,9 @@ class TransitionRecorder:
         command = np.asarray(command, dtype=np.float64)
         if self._q is None or self._target is None:
             self.skipped["before the first joint state and target"] += 1
+            return
+        if self._awaiting_state:
+            self.skipped["after a new target, before its first joint state"] += 1
             return
         self._close(time)
         previous = self._pending

@@ -4,7 +4,12 @@ Publishes ``joint_states`` (measured, names from the URDF) every control tick an
 task's ``mbrl/target``; executes absolute joint position commands from
 ``arm_controller/commands`` (the controller's joint order, ``joints``); draws a new target
 every ``episode_length`` ticks (resetting the arm when ``reset_arm``) or on the
-``~/reset`` service. Simulated time goes out on ``/clock`` at ``real_time_factor`` times
+``~/reset`` service. After a reset, commands are dropped until the new episode's first
+joint state has gone out (they were planned from the arm before the reset). At each
+episode's end ``/diagnostics`` gets its ``late_ticks``: the
+ticks at which no new command had come since the last (a controller slower than the
+control rate, its command a period late), counted once the first command came.
+Simulated time goes out on ``/clock`` at ``real_time_factor`` times
 wall-clock speed, so nodes with ``use_sim_time`` tick with the simulation.
 """
 
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
@@ -28,7 +34,7 @@ from mbrl_control.arm.reach import ReachConfig
 from mbrl_control.arm.sim import SimConfig
 from mbrl_control.config import Config, param
 from mbrl_control.arm.interface import ArmInterface
-from mbrl_control.nodes.common import COMMANDS, CONTROL, JOINT_STATES, TARGET, Throttle, bind_joints, spin
+from mbrl_control.nodes.common import COMMANDS, CONTROL, DIAGNOSTICS, JOINT_STATES, TARGET, Throttle, bind_joints, spin, status
 from mbrl_control.nodes.params import ParameterBinding
 
 TASK_FIELDS = ("episode_length", "target_min_height", "target_min_radius", "initial_pose_noise")
@@ -60,12 +66,17 @@ class SimNode(Node):
         self.state_pub = self.create_publisher(JointState, JOINT_STATES, CONTROL)
         self.target_pub = self.create_publisher(PointStamped, TARGET, CONTROL)
         self.clock_pub = self.create_publisher(ClockMessage, "/clock", CONTROL)
+        self.diagnostics = self.create_publisher(DiagnosticArray, DIAGNOSTICS, CONTROL)
         self.create_subscription(Float64MultiArray, COMMANDS, self.on_command, CONTROL)
         self.create_service(Trigger, "~/reset", self.on_reset)
         self.bad_command = Throttle()
         self.ticks = 0  # control ticks since start: the simulated clock
         self.episode = -1
         self.episode_ticks = 0
+        self.commanded = False  # a command came in this episode
+        self.fresh_command = False  # one came since the last tick
+        self.late_ticks = 0  # ticks of this episode without a new command, after the first
+        self.reset_pending = False  # the arm was reset and its new state not yet published
         self.rng = np.random.default_rng(self.params[SimNodeConfig].seed)
         self.env.np_random = self.sim.rng = self.rng  # targets, poses and sensor noise
         self.new_episode(reset_arm=True)
@@ -94,8 +105,14 @@ class SimNode(Node):
             noise = task.initial_pose_noise
             self.sim.reset(self.rng.uniform(-noise, noise, size=self.sim.n_joints), self.env.sample_target())
             self.command = self.sim.joint_positions
+            self.reset_pending = True
         else:
             self.sim.target = self.env.sample_target()
+        if self.episode >= 0:
+            self.diagnostics.publish(status(self, "episode", f"episode {self.episode}: {self.late_ticks} late ticks", {
+                "episode": self.episode, "ticks": self.episode_ticks, "late_ticks": self.late_ticks}))
+        self.commanded = self.fresh_command = False
+        self.late_ticks = 0
         self.episode += 1
         self.episode_ticks = 0
         self.get_logger().info(f"episode {self.episode}: target {np.round(self.sim.target, 3).tolist()} m")
@@ -107,7 +124,10 @@ class SimNode(Node):
             self.bad_command(self.get_logger().warning,
                              f"command refused: need {self.sim.n_joints} finite values, got {command.tolist()}")
             return
+        if self.reset_pending:  # planned from the arm before the reset
+            return
         self.command = self.arm.from_controller(command)
+        self.commanded = self.fresh_command = True
 
     def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self.new_episode(reset_arm=self.params[SimNodeConfig].reset_arm)
@@ -116,10 +136,13 @@ class SimNode(Node):
 
     def tick(self) -> None:
         self._restart_timer()
+        self.late_ticks += int(self.commanded and not self.fresh_command)
+        self.fresh_command = False
         self.sim.step(self.command)  # clipped to the joint limits inside
         self.ticks += 1
         self.episode_ticks += 1
         self.publish()
+        self.reset_pending = False
         if self.episode_ticks >= self.params[ReachConfig].episode_length:
             self.new_episode(reset_arm=self.params[SimNodeConfig].reset_arm)
 
