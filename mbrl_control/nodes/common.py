@@ -3,6 +3,7 @@ parameters, and a ``main`` that spins one node."""
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -132,7 +133,9 @@ def new_episodes(node: Node, msg: UInt8MultiArray, arm: ArmInterface, seen: set[
 
 class Worker:
     """One background job at a time (a fit, a training round), so a node keeps receiving
-    and answering while torch works."""
+    and answering while torch works; the job's thread runs ``nice`` steps below the
+    node's own priority (Linux: niceness is per thread), so on a computer it shares with
+    the planner and the arm's driver the job gets what they leave."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -142,8 +145,12 @@ class Worker:
     def busy(self) -> bool:
         return self.thread is not None and self.thread.is_alive()
 
-    def start(self, target: Callable[..., None], *args: object) -> None:
-        self.thread = threading.Thread(target=target, args=args, name=self.name, daemon=True)
+    def start(self, target: Callable[..., None], *args: object, nice: int = 0) -> None:
+        def run() -> None:
+            lower_priority(nice)
+            target(*args)
+
+        self.thread = threading.Thread(target=run, name=self.name, daemon=True)
         self.thread.start()
 
     def join(self, node_name: str) -> None:
@@ -153,6 +160,16 @@ class Worker:
         if self.busy:
             print(f"[{node_name}] waiting for the {self.name} in progress to finish", file=sys.stderr, flush=True)
             self.thread.join()
+
+
+def lower_priority(nice: int) -> None:
+    """Raise the calling thread's niceness by ``nice`` (at most to 19). On Linux niceness
+    is per thread; elsewhere the call would lower the whole process (the node's control
+    loop too), so it does nothing."""
+    if nice <= 0 or not sys.platform.startswith("linux"):
+        return
+    thread = threading.get_native_id()
+    os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + nice))
 
 
 def bytes_message(data: bytes) -> UInt8MultiArray:

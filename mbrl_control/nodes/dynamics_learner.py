@@ -47,6 +47,7 @@ class LearnerConfig(Config):
     min_transitions: int = param(50, "Transitions needed before the first fit.", low=1)
     retrain_period: float = param(0.0, "Least seconds between fits; 0 = fit after every new episode.", low=0.0, high=1e6)
     threads: int = param(1, "torch threads for fitting (1 leaves the other core of a 2-core computer to the planner).", low=1, high=256)
+    nice: int = param(10, "Niceness added to the fitting thread (0-19): fits take the CPU the planner and the driver leave (Linux).", low=0, high=19)
 
 
 class DynamicsLearnerNode(Node):
@@ -115,7 +116,7 @@ class DynamicsLearnerNode(Node):
         with self.lock:
             data = self.dataset.subset(slice(None))
         self.last_fit = time.monotonic()
-        self.worker.start(self.fit, data)
+        self.worker.start(self.fit, data, nice=config.nice)
 
     def fit(self, data: TransitionDataset) -> None:
         """Worker thread: fit a model on ``data`` (a copy of the last one while its settings

@@ -73,6 +73,7 @@ class TrainerConfig(Config):
     min_transitions: int = param(100, "Recorded transitions needed before the first round.", low=1)
     round_period: float = param(5.0, "Least seconds between the starts of two rounds.", low=0.0, high=1e6)
     threads: int = param(1, "torch threads for training (1 leaves the other core of a 2-core computer to the controller).", low=1, high=256)
+    nice: int = param(10, "Niceness added to the training thread (0-19): rounds take the CPU the controller and the driver leave (Linux).", low=0, high=19)
 
 
 class PolicyTrainerNode(Node):
@@ -161,7 +162,7 @@ class PolicyTrainerNode(Node):
             return  # nothing new to label or clone
         self.last_round = time.monotonic()
         self.trained_on = (self.model.loaded, size)
-        self.worker.start(self.train_round, model)
+        self.worker.start(self.train_round, model, nice=self.params[TrainerConfig].nice)
 
     def train_round(self, model: DynamicsModel) -> None:
         """Worker thread: one round; save, publish, report."""
