@@ -11,6 +11,11 @@ target. Measured:
 * tick: the node's compute per tick (reading the state to publishing the command).
 * rate and interval jitter of the commands as the driver receives them.
 
+"learner fitting" rows run a ``dynamics_learner`` next to the planner, fitting an ensemble
+on 2 000 transitions for the whole measurement (a fit that never converges), at the
+learner's default ``nice`` (its fitting thread yields the CPU) and at ``nice`` 0: what a
+fit costs the planner on a 2-core computer.
+
     python benchmarks/control_loop.py [--seconds 20] [--json PATH]
 """
 
@@ -77,9 +82,10 @@ class Driver:
                 self.reports.append({k: float(values[k]) for k in values if k.startswith(("state_age", "tick_ms"))})
 
 
-def measure(name: str, node_name: str, overrides: dict, seconds: float) -> dict:
-    graph = Graph((node_name,), "sim.yaml", False)
-    with RunningGraph(graph, {node_name: overrides}, processes=True) as running:
+def measure(name: str, node_name: str, overrides: dict, seconds: float, learner: dict | None = None) -> dict:
+    """One loop's row; ``learner``: the overrides of a dynamics_learner fitting alongside."""
+    graph = Graph((node_name,) + (("dynamics_learner",) if learner else ()), "sim.yaml", False)
+    with RunningGraph(graph, {node_name: overrides, "dynamics_learner": learner or {}}, processes=True) as running:
         node = rclpy.create_node("bench_driver", context=running.context)
         driver = Driver(node)
         running.spin(node)
@@ -125,11 +131,23 @@ def main() -> None:
 
     policy = train_policy("mbrl_control/ArmReach-v0", algo="ppo", total_steps=2048, eval_every=2048, eval_episodes=1)
     paths["policy"] = str(save_policy(policy, work / "policy.pt"))
+    env = ArmReach()
+    explore(env, episodes=20, seed=1).save(work / "learner" / "dataset.npz")  # the learner fits on it from the start
+    env.close()
+    fitting = {"out_dir": str(work / "learner"), "model": "ensemble", "min_transitions": 10,
+               "max_epochs": 100000, "max_steps": 1000000, "patience": 10000}
 
     rows = [
         measure("MPC, PE ensemble (cem, defaults)", "mpc_planner", {"model_path": paths["ensemble"]}, args.seconds),
         measure("MPC, GP (cem, expectation)", "mpc_planner", {"model_path": paths["gp"], "propagation": "expectation"}, args.seconds),
         measure("policy (PPO MLP 64x64)", "policy_controller", {"policy_path": paths["policy"]}, args.seconds),
+        measure("MPC, PE ensemble, learner fitting", "mpc_planner", {"model_path": paths["ensemble"]}, args.seconds, fitting),
+        measure("MPC, PE ensemble, fitting at nice 0", "mpc_planner", {"model_path": paths["ensemble"]}, args.seconds,
+                {**fitting, "nice": 0}),
+        measure("MPC, GP, learner fitting", "mpc_planner", {"model_path": paths["gp"], "propagation": "expectation"},
+                args.seconds, fitting),
+        measure("MPC, GP, fitting at nice 0", "mpc_planner", {"model_path": paths["gp"], "propagation": "expectation"},
+                args.seconds, {**fitting, "nice": 0}),
     ]
     header = (f"| {'loop':34s} | commands | rate Hz | state age p50 ms | p95 ms | max ms | tick p50 ms | tick p95 ms "
               "| interval std ms | interval p99 ms |")

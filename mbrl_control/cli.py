@@ -179,17 +179,18 @@ def bringup(args: argparse.Namespace) -> int:
     overrides["dynamics_learner"].setdefault("out_dir", str(out / "learner"))
     overrides.setdefault("data_collector", {}).setdefault("out_dir", str(out / "data"))
     overrides.setdefault("pg_trainer", {}).setdefault("out_dir", str(out / "trainer"))
-    rows: list[str] = []
-
+    rows: list[dict[str, Any]] = []
     monitor = None
 
     def show(record) -> None:
         loop = monitor.diagnostics.get("mpc_planner: control loop") or monitor.diagnostics.get("policy_controller: control loop", {})
-        rate = f"  {loop.get('mode', '')} {loop['message']}, tick p95 {loop['tick_ms_p95']} ms" if loop else ""
-        line = (f"episode {record.index:3d}  final distance {record.final_distance:.3f} m  "
-                f"closest {record.min_distance:.3f} m  success {record.final_distance < 0.02}{rate}")
-        print(line, flush=True)
-        rows.append(f"{record.index},{record.start_distance:.6f},{record.final_distance:.6f},{record.min_distance:.6f}")
+        rate = f"  {loop.get('mode', '')} {loop['message']}, tick p95 {float(loop['tick_ms_p95']):.0f} ms" if loop else ""
+        model = f", model of {loop['model_transitions']} transitions" if loop.get("model_transitions", "0") != "0" else ""
+        print(f"episode {record.index:3d}  final distance {record.final_distance:.3f} m  closest {record.min_distance:.3f} m  "
+              f"success {record.final_distance < 0.02}{rate}{model}", flush=True)
+        rows.append({"episode": record.index, "start_distance": record.start_distance, "final_distance": record.final_distance,
+                     "min_distance": record.min_distance, "tick_ms_p95": loop.get("tick_ms_p95", ""),
+                     "model_transitions": loop.get("model_transitions", "")})
 
     print(f"bringup {graph_name}: {', '.join(graph.nodes)}; {args.model} model; "
           f"{'until Ctrl-C' if not args.episodes else f'{args.episodes} episodes'}; results in {out}/", flush=True)
@@ -213,10 +214,25 @@ def bringup(args: argparse.Namespace) -> int:
         print(f"mbrl-control bringup: {err}", file=sys.stderr)
         return 2
     if rows:
-        write_text(out / "episodes.csv", "episode,start_distance,final_distance,min_distance\n" + "\n".join(rows) + "\n")
-        _plot_episodes(out / "learning_curve.png", [float(r.split(",")[2]) for r in rows], args.graph)
+        for row in rows:  # the simulator's count of commands that came a period late
+            row["late_ticks"] = monitor.sim_episodes.get(row["episode"], {}).get("late_ticks", "")
+        write_text(out / "episodes.csv", ",".join(rows[0]) + "\n" + "".join(",".join(str(v) for v in row.values()) + "\n" for row in rows))
+        _plot_episodes(out / "learning_curve.png", [row["final_distance"] for row in rows], args.graph)
         print(f"wrote {out / 'episodes.csv'}, {out / 'learning_curve.png'}")
+        _write_clip(out / "last_episodes.gif", monitor)
     return 0
+
+
+def _write_clip(path: Path, monitor) -> None:
+    """The last episodes the monitor saw, rendered; one line where rendering is unavailable."""
+    from mbrl_control.arm.clip import RenderUnavailable, write_clip
+
+    try:
+        write_clip(path, list(monitor.motions), sim=monitor.sim_config)
+    except (RenderUnavailable, ValueError) as err:
+        print(f"no clip of the last episodes: {err}", flush=True)
+        return
+    print(f"wrote {path} (episodes {', '.join(str(m.index) for m in monitor.motions)})", flush=True)
 
 
 def _emulated_calibration(out: Path, overrides: dict) -> Path:
@@ -308,13 +324,12 @@ def _tensorboard(out: Path):
 
 def render(args: argparse.Namespace) -> int:
     """Write a PNG of the arm, or say in one line why rendering is unavailable."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    if os.environ["MUJOCO_GL"] == "osmesa":
-        os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
     import matplotlib.image
     import numpy as np
 
-    try:  # importing mujoco loads the GL backend; a missing library fails here or at render
+    from mbrl_control.arm.clip import RenderUnavailable
+
+    try:  # importing mujoco (under mbrl_control.arm) loads the GL backend; a missing library fails here or at render
         import gymnasium as gym
 
         from mbrl_control import ENV_ID
@@ -327,12 +342,7 @@ def render(args: argparse.Namespace) -> int:
         image = env.render()
         env.close()
     except Exception as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(
-            f"rendering unavailable with MUJOCO_GL={os.environ['MUJOCO_GL']}: {type(err).__name__}: {reason} "
-            "(install libegl1 for MUJOCO_GL=egl, or libosmesa6 and set MUJOCO_GL=osmesa)",
-            file=sys.stderr,
-        )
+        print(RenderUnavailable.because(err), file=sys.stderr)
         return 1
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

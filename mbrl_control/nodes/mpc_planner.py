@@ -59,6 +59,8 @@ class MPCPlannerNode(Node):
             self, self.arm, self.act, rate=lambda: self.params[PlannerNodeConfig].control_rate,
             stats_every=lambda: self.params[PlannerNodeConfig].stats_every,
             extra=lambda: {"mode": "explore" if self.controller is None else "mpc", "models_loaded": self.model.loaded,
+                           "model_transitions": self.model.value.dataset_size if self.model.value is not None else 0,
+                           "search_fraction": self.controller.search_fraction if self.controller else 1.0,
                            "fallbacks": self.controller.fallbacks if self.controller else 0},
         )
 
