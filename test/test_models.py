@@ -418,3 +418,20 @@ def test_a_fit_in_progress_stops_when_cancelled_and_the_model_before_it_stays(ki
     assert load_model(path, 16, 5).dataset_size == len(data)
     with cancellable(threading.Event()):  # not set: fits run as usual
         assert last.copy().fit(data).epochs >= 1
+
+
+@pytest.mark.parametrize("key", ["pe", "gp"])
+def test_a_time_limited_fit_ends_early_with_a_usable_model_and_says_so(key):
+    from mbrl_control.models import time_limited
+
+    name, overrides = MODELS[key]
+    data = system(300, seed=5)
+    model = make_model(name, 1, 1, **{**overrides, "patience": 10_000} if key == "pe" else overrides)
+    with time_limited(1e-9):  # gone before the first epoch ends: exactly one epoch (one GP iteration) runs
+        report = model.fit(data)
+    assert report.timed_out and "time limit" in report.notes and report.epochs == 1
+    obs, act = torch.zeros(4, 1), torch.zeros(4, 1)
+    with torch.no_grad():
+        assert torch.isfinite(model.predict(obs, act).mean).all()
+    unlimited = model.fit(data)  # outside the block: no limit, and the warm start continues
+    assert not unlimited.timed_out and unlimited.epochs > 1

@@ -10,7 +10,7 @@ Registered: ``ensemble`` (alias ``pe``, PETS's probabilistic ensemble), ``de``
 
 from __future__ import annotations
 
-from mbrl_control.models.base import REGRESSORS, FitCancelled, FitReport, ModelConfig, Prediction, Regressor, cancellable, raise_if_cancelled
+from mbrl_control.models.base import REGRESSORS, FitCancelled, FitReport, ModelConfig, Prediction, Regressor, cancellable, out_of_time, raise_if_cancelled, time_limited
 from mbrl_control.models.dynamics import KIND, DynamicsModel, load_model, make_model
 from mbrl_control.models.ensemble import MLP, DeterministicEnsemble, Ensemble, EnsembleConfig
 from mbrl_control.models.gp import GP, GPConfig
@@ -18,5 +18,5 @@ from mbrl_control.models.gp import GP, GPConfig
 __all__ = [
     "DeterministicEnsemble", "DynamicsModel", "Ensemble", "EnsembleConfig", "FitReport", "GP", "GPConfig", "KIND", "MLP",
     "FitCancelled", "ModelConfig", "Prediction", "REGRESSORS", "Regressor", "cancellable", "load_model", "make_model",
-    "raise_if_cancelled",
+    "out_of_time", "raise_if_cancelled", "time_limited",
 ]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -85,6 +86,7 @@ class FitReport:
     val_size: int = 0
     best_epoch: int = -1
     notes: str = ""
+    timed_out: bool = False  # ended by :func:`time_limited`, not by convergence or its limits
 
 
 MemberOutputs = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]
@@ -161,6 +163,30 @@ def cancellable(event: threading.Event):
         yield
     finally:
         _cancel.event = previous
+
+
+_limit = threading.local()
+
+
+@contextlib.contextmanager
+def time_limited(seconds: float):
+    """Within the block, fits in this thread end early once ``seconds`` have passed (0: no
+    limit), as early stopping ends them: each member at its best weights so far. A learner
+    next to a running arm publishes a model every few seconds this way, and a warm-started
+    fit continues where the last one stopped. Training loops ask :func:`out_of_time` once
+    per epoch, after the first."""
+    previous = getattr(_limit, "deadline", None)
+    _limit.deadline = time.monotonic() + seconds if seconds > 0 else None
+    try:
+        yield
+    finally:
+        _limit.deadline = previous
+
+
+def out_of_time() -> bool:
+    """Whether this thread's fit has used its time (see :func:`time_limited`)."""
+    deadline = getattr(_limit, "deadline", None)
+    return deadline is not None and time.monotonic() >= deadline
 
 
 def raise_if_cancelled() -> None:

@@ -31,7 +31,7 @@ import gpytorch
 import torch
 
 from mbrl_control.config import param
-from mbrl_control.models.base import FitReport, MemberOutputs, ModelConfig, Regressor, raise_if_cancelled
+from mbrl_control.models.base import FitReport, MemberOutputs, ModelConfig, Regressor, out_of_time, raise_if_cancelled
 
 PREDICT_CHUNK = 1024  # rows per batch of kernel evaluations at prediction time
 
@@ -175,14 +175,18 @@ class GP(Regressor):
         optimizer = torch.optim.Adam(self.gp.parameters(), lr=cfg.learning_rate)  # includes the likelihood's
         self.gp.train()
         self.likelihood.train()
-        for _ in range(cfg.iterations):
+        for iteration in range(cfg.iterations):
             raise_if_cancelled()
+            if iteration and out_of_time():
+                report.notes += f"; stopped at the fit's time limit after {iteration} iterations"
+                report.timed_out = True
+                break
             optimizer.zero_grad(set_to_none=True)
             loss = -mll(self.gp(x[subset]), y[:, subset]).mean()
             loss.backward()
             optimizer.step()
             report.train_loss.append(loss.item())
-        report.epochs = cfg.iterations
+        report.epochs = len(report.train_loss)
         if len(x) > cfg.posterior_points:
             kept = spread_subset(x / self.gp.covar_module.base_kernel.lengthscale.detach().mean(0), cfg.posterior_points)
             x, y = x[kept], y[:, kept]
@@ -205,6 +209,10 @@ class GP(Regressor):
         steps_per_pass = math.ceil(len(x) / b)
         for step in range(cfg.sparse_steps):
             raise_if_cancelled()
+            if step and out_of_time():
+                report.notes += f"; stopped at the fit's time limit after {step} steps"
+                report.timed_out = True
+                break
             if step % steps_per_pass == 0:
                 order = torch.randperm(len(x), generator=generator)
             batch = order[(step % steps_per_pass) * b :][:b]

@@ -18,7 +18,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from mbrl_control.models.base import FitReport, raise_if_cancelled
+from mbrl_control.models.base import FitReport, out_of_time, raise_if_cancelled
 
 # An epoch is at least this many minibatches (small datasets are passed over several
 # times), so that early stopping judges real training progress with a handful of trials.
@@ -72,6 +72,9 @@ def train_members(
         raise_if_cancelled()
         if steps >= max_steps:
             report.notes = f"stopped at max_steps={max_steps}"
+            break
+        if epoch and out_of_time():
+            report.notes, report.timed_out = f"stopped at the fit's time limit after {epoch} epochs", True
             break
         network.train()
         shuffles = torch.argsort(torch.rand(E, passes * N, generator=generator), dim=1) % N

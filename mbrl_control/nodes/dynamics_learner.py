@@ -8,9 +8,13 @@ starts later, on another machine, gets the newest model). Fit metrics go to
 ``/diagnostics``. On restart it reloads the dataset and republishes the last model.
 
 Parameters: ``model`` (any registered model: ensemble, pe, de, mlp, gp) is fixed at start;
-the chosen model's settings, ``min_transitions`` and ``retrain_period`` change live (the next
-fit uses them). With ``warm_start`` (the default) a fit continues from the last model while
-its settings are unchanged.
+the chosen model's settings, ``min_transitions``, ``retrain_period`` and ``fit_seconds``
+change live (the next fit uses them). With ``warm_start`` (the default) a fit continues
+from the last model while its settings are unchanged. A fit trains for at most
+``fit_seconds`` and publishes what it has; the next one continues it, new data or not (an
+ensemble fit to convergence took 15-30 s on a 2-core computer next to the planner: the
+arm ran on a model several episodes old). The fitting thread runs at ``nice`` below the
+node, so the planner keeps its core.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from std_msgs.msg import UInt8MultiArray
 from mbrl_control.checkpoint import CheckpointError
 from mbrl_control.config import Config, param
 from mbrl_control.data.transitions import TransitionDataset
-from mbrl_control.models import REGRESSORS, DynamicsModel, FitCancelled, cancellable, load_model, make_model
+from mbrl_control.models import REGRESSORS, DynamicsModel, FitCancelled, cancellable, load_model, make_model, time_limited
 from mbrl_control.nodes.common import (
     CONTROL, DIAGNOSTICS, EPISODES, EPISODES_TOPIC, LATCHED, MODEL_TOPIC, Worker, bind_arm, bytes_message, new_episodes, spin,
     status,
@@ -47,6 +51,7 @@ class LearnerConfig(Config):
     min_transitions: int = param(50, "Transitions needed before the first fit.", low=1)
     retrain_period: float = param(0.0, "Least seconds between fits; 0 = fit after every new episode.", low=0.0, high=1e6)
     threads: int = param(1, "torch threads for fitting (1 leaves the other core of a 2-core computer to the planner).", low=1, high=256)
+    fit_seconds: float = param(2.5, "Most seconds a fit trains before its model is published (0: until it converges); the next fit continues from it (warm_start), so the arm gets a better model every few seconds instead of a converged one late.", low=0.0, high=1e6)
     nice: int = param(10, "Niceness added to the fitting thread (0-19): fits take the CPU the planner and the driver leave (Linux).", low=0, high=19)
 
 
@@ -66,6 +71,7 @@ class DynamicsLearnerNode(Node):
             self.get_logger().info(f"resuming {self.dataset}")
         self.episodes_seen = set(self.dataset.episodes.tolist())
         self.fitted_size = 0
+        self.unfinished = False  # the last fit ran out of fit_seconds: the next continues it, new data or not
         self.last_fit = -float("inf")
         self.fits = 0
         self.worker = Worker("fit")
@@ -109,7 +115,7 @@ class DynamicsLearnerNode(Node):
             return
         with self.lock:
             size = len(self.dataset)
-        if size < config.min_transitions or size == self.fitted_size:
+        if size < config.min_transitions or (size == self.fitted_size and not self.unfinished):
             return
         if time.monotonic() - self.last_fit < config.retrain_period:
             return
@@ -130,7 +136,7 @@ class DynamicsLearnerNode(Node):
                 model = last.copy()
             else:
                 model = make_model(name, self.arm.obs_dim, self.arm.n, derive=self.arm.derive, **config.to_dict())
-            with cancellable(self.stop_fitting):
+            with cancellable(self.stop_fitting), time_limited(self.params[LearnerConfig].fit_seconds):
                 report = model.fit(data)
             model.save(self.model_path)
         except FitCancelled:  # shutting down: the last good checkpoint stays
@@ -143,6 +149,7 @@ class DynamicsLearnerNode(Node):
             self.fitted_size = len(data)  # not again on the same data
             return
         self.fitted_size = len(data)
+        self.unfinished = report.timed_out and config.warm_start
         self.fits += 1
         self.last_model = model
         if not self.context.ok():  # shut down while fitting: the checkpoint is on disk for the restart
@@ -154,7 +161,8 @@ class DynamicsLearnerNode(Node):
                   "train_loss": report.train_loss[-1] if report.train_loss else float("nan"), "val_loss": val,
                   "epochs": report.epochs, "fits": self.fits}
         self.diagnostics.publish(status(self, "fit", f"{model.name} on {len(data)} transitions", values))
-        self.get_logger().info(f"fit {self.fits}: {model.name} on {len(data)} transitions in {report.seconds:.1f} s")
+        self.get_logger().info(f"fit {self.fits}: {model.name} on {len(data)} transitions in {report.seconds:.1f} s"
+                               + (" (its time; the next fit continues it)" if report.timed_out else ""))
 
     def close(self) -> None:
         """Cancel a fit in progress (it stops at its next epoch) and wait for it; the last
