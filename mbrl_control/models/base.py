@@ -154,9 +154,9 @@ _cancel = threading.local()
 @contextlib.contextmanager
 def cancellable(event: threading.Event):
     """Within the block, fits in this thread stop with :class:`FitCancelled` at their next
-    epoch (or optimiser step) once ``event`` is set: a node shutting down mid-fit stops in
+    optimiser step once ``event`` is set: a node shutting down mid-fit stops in
     well under a second instead of waiting for the fit. A regressor's own training loop
-    calls :func:`raise_if_cancelled` once per epoch."""
+    calls :func:`raise_if_cancelled` at every optimiser step."""
     previous = getattr(_cancel, "event", None)
     _cancel.event = event
     try:

@@ -81,6 +81,7 @@ def train_members(
         order = rows.gather(1, shuffles)  # [E, passes·N]: each member's rows, reshuffled
         losses = []
         for start in range(0, order.shape[1], batch_size):
+            raise_if_cancelled()  # per step: a fit starved of CPU (a low priority, a busy computer) still stops at once
             batch = order[:, start : start + batch_size]  # [E, b]: each member its own rows
             loss = network.loss(x[batch], y[batch])
             optimizer.zero_grad(set_to_none=True)

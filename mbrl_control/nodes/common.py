@@ -162,6 +162,19 @@ class Worker:
             self.thread.join()
 
 
+def warm_up_torch() -> None:
+    """Take one Adam step on a scalar, here: torch imports its compiler stack (torch._dynamo)
+    at an optimiser's first step, seconds of work that no fit can cancel. In a fitting
+    thread at low priority on a busy computer it took 18 s, past launch's SIGINT and
+    SIGTERM timeouts; a node calls this at start-up instead."""
+    import torch
+
+    weight = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.Adam([weight])
+    weight.sum().backward()
+    optimizer.step()
+
+
 def lower_priority(nice: int) -> None:
     """Raise the calling thread's niceness by ``nice`` (at most to 19). On Linux niceness
     is per thread; elsewhere the call would lower the whole process (the node's control

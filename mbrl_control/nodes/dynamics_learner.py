@@ -37,7 +37,7 @@ from mbrl_control.data.transitions import TransitionDataset
 from mbrl_control.models import REGRESSORS, DynamicsModel, FitCancelled, cancellable, load_model, make_model, time_limited
 from mbrl_control.nodes.common import (
     CONTROL, DIAGNOSTICS, EPISODES, EPISODES_TOPIC, LATCHED, MODEL_TOPIC, Worker, bind_arm, bytes_message, new_episodes, spin,
-    status,
+    status, warm_up_torch,
 )
 from mbrl_control.nodes.params import ParameterBinding
 
@@ -75,6 +75,7 @@ class DynamicsLearnerNode(Node):
         self.last_fit = -float("inf")
         self.fits = 0
         self.worker = Worker("fit")
+        warm_up_torch()  # before any fit: what torch imports at its first optimiser step cannot be cancelled
         self.stop_fitting = threading.Event()
         self.model_pub = self.create_publisher(UInt8MultiArray, MODEL_TOPIC, LATCHED)
         self.diagnostics = self.create_publisher(DiagnosticArray, DIAGNOSTICS, CONTROL)

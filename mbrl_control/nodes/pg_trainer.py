@@ -45,7 +45,7 @@ from mbrl_control.loops.policy_search import GOAL_POOL, ImaginedPolicyTrainer
 from mbrl_control.models import load_model
 from mbrl_control.models.dynamics import DynamicsModel
 from mbrl_control.nodes.common import (
-    CONTROL, DIAGNOSTICS, EPISODES, EPISODES_TOPIC, LATCHED, MODEL_TOPIC, POLICY_TOPIC, LatestCheckpoint, Worker,
+    CONTROL, DIAGNOSTICS, EPISODES, EPISODES_TOPIC, LATCHED, MODEL_TOPIC, POLICY_TOPIC, LatestCheckpoint, Worker, warm_up_torch,
     bind_arm, bytes_message, new_episodes, spin, status,
 )
 from mbrl_control.nodes.params import ParameterBinding
@@ -95,6 +95,7 @@ class PolicyTrainerNode(Node):
         self.labels = self._load_labels()
         self.episodes_seen = set(self.labels.episodes.tolist())  # labelled already
         self.worker = Worker("training round")
+        warm_up_torch()  # before any fit: what torch imports at its first optimiser step cannot be cancelled
         self.last_round = -float("inf")
         self.trained_on: tuple[int, int] = (-1, -1)  # (models loaded, transitions) of the last round
         self.policy_pub = self.create_publisher(UInt8MultiArray, POLICY_TOPIC, LATCHED)
