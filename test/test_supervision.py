@@ -2,8 +2,10 @@
 the arm once ``mbrl-control bringup`` is gone."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,44 @@ def test_bringup_killed_by_sigkill_takes_its_nodes_with_it(tmp_path):
         supervisor.kill()
         supervisor.wait()
     wait_for(lambda: not any(alive(pid) for pid in nodes), 10, f"nodes {nodes} to exit after their supervisor's SIGKILL")
+
+
+def test_sigint_mid_fit_stops_the_learner_at_once_and_keeps_the_last_good_model(tmp_path):
+    """As launch and bringup stop it: a fit in progress (one that would run for minutes)
+    is cancelled, the process exits well inside launch's 5 s before SIGTERM, and model.pt
+    is still the last good model."""
+    from mbrl_control.arm.env import ArmReach
+    from mbrl_control.loops.mbrl import explore
+    from mbrl_control.models import load_model, make_model
+
+    env = ArmReach()
+    data = explore(env, episodes=3)
+    env.close()
+    out = tmp_path / "learner"
+    out.mkdir()
+    good = make_model("mlp", 16, 5, goal_dims=3, max_epochs=5)
+    good.fit(data.subset(data.episode == 0))
+    good.save(out / "model.pt")
+    data.save(out / "dataset.npz")  # more data than the model saw: a fit starts at once
+    env_vars = {**os.environ, "ROS_DOMAIN_ID": str(os.getpid() % 100 + 1)}
+    learner = subprocess.Popen(
+        [sys.executable, "-m", "mbrl_control.nodes.dynamics_learner", "--ros-args", "-p", f"out_dir:={out}",
+         "-p", "model:=ensemble", "-p", "min_transitions:=10", "-p", "fit_seconds:=0.0", "-p", "max_epochs:=100000",
+         "-p", "max_steps:=10000000", "-p", "patience:=10000"],
+        env=env_vars, stderr=subprocess.PIPE, text=True,
+    )
+    lines: list[str] = []
+    try:
+        while not any("republished" in line for line in lines):  # started; its first fit begins within 0.5 s
+            line = learner.stderr.readline()
+            assert line or learner.poll() is None, "".join(lines)
+            lines.append(line)
+        time.sleep(3.0)
+        assert learner.poll() is None
+        learner.send_signal(signal.SIGINT)
+        _, rest = learner.communicate(timeout=10)  # launch would send SIGTERM after 5
+    finally:
+        if learner.poll() is None:
+            learner.kill()
+    assert learner.returncode == 0 and "cancelled at shutdown" in rest, rest
+    assert load_model(out / "model.pt", 16, 5).dataset_size == good.dataset_size
