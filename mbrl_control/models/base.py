@@ -173,8 +173,8 @@ def time_limited(seconds: float):
     """Within the block, fits in this thread end early once ``seconds`` have passed (0: no
     limit), as early stopping ends them: each member at its best weights so far. A learner
     next to a running arm publishes a model every few seconds this way, and a warm-started
-    fit continues where the last one stopped. Training loops ask :func:`out_of_time` once
-    per epoch, after the first."""
+    fit continues where the last one stopped. Training loops ask :func:`stop_now` before
+    each epoch."""
     previous = getattr(_limit, "deadline", None)
     _limit.deadline = time.monotonic() + seconds if seconds > 0 else None
     try:
@@ -187,6 +187,18 @@ def out_of_time() -> bool:
     """Whether this thread's fit has used its time (see :func:`time_limited`)."""
     deadline = getattr(_limit, "deadline", None)
     return deadline is not None and time.monotonic() >= deadline
+
+
+def stop_now(report: FitReport, done: int, unit: str) -> bool:
+    """The check a training loop makes before each epoch (or optimiser iteration), ``done``
+    of them so far: raises :class:`FitCancelled` if the fit was cancelled; True, with the
+    report saying so, once the fit has used its time (never before the first)."""
+    raise_if_cancelled()
+    if not done or not out_of_time():
+        return False
+    report.notes = "; ".join(filter(None, [report.notes, f"stopped at the fit's time limit after {done} {unit}"]))
+    report.timed_out = True
+    return True
 
 
 def raise_if_cancelled() -> None:

@@ -31,7 +31,7 @@ import gpytorch
 import torch
 
 from mbrl_control.config import param
-from mbrl_control.models.base import FitReport, MemberOutputs, ModelConfig, Regressor, out_of_time, raise_if_cancelled
+from mbrl_control.models.base import FitReport, MemberOutputs, ModelConfig, Regressor, stop_now
 
 PREDICT_CHUNK = 1024  # rows per batch of kernel evaluations at prediction time
 
@@ -104,7 +104,7 @@ def spread_subset(z: torch.Tensor, m: int) -> torch.Tensor:
     for i in range(1, m):
         chosen[i] = torch.argmax(distance)
         distance = torch.minimum(distance, (z - z[chosen[i]]).pow(2).sum(-1))
-        distance[chosen[: i + 1]] = -1.0
+        distance[chosen[i]] = -1.0  # the minimum keeps the earlier ones at -1
     return chosen.sort().values
 
 
@@ -176,10 +176,7 @@ class GP(Regressor):
         self.gp.train()
         self.likelihood.train()
         for iteration in range(cfg.iterations):
-            raise_if_cancelled()
-            if iteration and out_of_time():
-                report.notes += f"; stopped at the fit's time limit after {iteration} iterations"
-                report.timed_out = True
+            if stop_now(report, iteration, "iterations"):
                 break
             optimizer.zero_grad(set_to_none=True)
             loss = -mll(self.gp(x[subset]), y[:, subset]).mean()
@@ -208,10 +205,7 @@ class GP(Regressor):
         b = min(cfg.sparse_batch_size, len(x))
         steps_per_pass = math.ceil(len(x) / b)
         for step in range(cfg.sparse_steps):
-            raise_if_cancelled()
-            if step and out_of_time():
-                report.notes += f"; stopped at the fit's time limit after {step} steps"
-                report.timed_out = True
+            if stop_now(report, step, "steps"):
                 break
             if step % steps_per_pass == 0:
                 order = torch.randperm(len(x), generator=generator)

@@ -18,7 +18,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from mbrl_control.models.base import FitReport, out_of_time, raise_if_cancelled
+from mbrl_control.models.base import FitReport, raise_if_cancelled, stop_now
 
 # An epoch is at least this many minibatches (small datasets are passed over several
 # times), so that early stopping judges real training progress with a handful of trials.
@@ -69,12 +69,10 @@ def train_members(
     best_score = torch.full((E,), math.inf)
     best_state = {name: value.clone() for name, value in network.state_dict().items()}
     for epoch in range(max_epochs):
-        raise_if_cancelled()
+        if stop_now(report, epoch, "epochs"):
+            break
         if steps >= max_steps:
             report.notes = f"stopped at max_steps={max_steps}"
-            break
-        if epoch and out_of_time():
-            report.notes, report.timed_out = f"stopped at the fit's time limit after {epoch} epochs", True
             break
         network.train()
         shuffles = torch.argsort(torch.rand(E, passes * N, generator=generator), dim=1) % N

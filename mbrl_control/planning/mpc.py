@@ -79,12 +79,12 @@ class MPCController:
         self.safe_action = np.clip(zero if safe_action is None else np.asarray(safe_action, np.float32), low, high)
         self._plan: torch.Tensor | None = None
         self.past = torch.zeros(model.history, len(self.low))
+        self.search_fraction = 1.0  # of the configured sequences per iteration, kept inside time_budget
         self.configure((config or MPCConfig()).replace(**overrides), optimizer_overrides)
         self.generator = torch.Generator().manual_seed(self.config.seed)
         self.planning_times: list[float] = []
         self.fallbacks = 0
         self.last_result: OptimizerResult | None = None
-        self.search_fraction = 1.0  # of the configured sequences per iteration, kept inside time_budget
 
     def configure(self, config: MPCConfig, optimizer_overrides: dict[str, Any] | None = None) -> None:
         """Plan with new settings from the next ``act`` on (a live parameter change). The
@@ -92,7 +92,6 @@ class MPCController:
         previous = getattr(self, "config", None)
         self.config = config
         self.optimizer = OPTIMIZERS[config.optimizer](config.horizon, self.low, self.high, **(optimizer_overrides or {}))
-        self.search_fraction = getattr(self, "search_fraction", 1.0)
         self.optimizer.scale(self.search_fraction)
         if previous is None or (previous.horizon, previous.optimizer) != (config.horizon, config.optimizer):
             self._plan = None
