@@ -79,6 +79,15 @@ def test_a_live_parameter_changes_the_next_tick_and_bad_values_are_refused(plann
     assert all(np.all(np.isfinite(c)) for c in arm.commands)
 
 
+def test_an_integer_given_for_a_float_parameter_is_read_as_that_float(model_file):
+    """``--set mpc_planner.time_budget=0`` (or ``time_budget: 0`` in a parameter file): ROS
+    alone would refuse the INTEGER for a DOUBLE parameter and the node would not start."""
+    graph = Graph(("mpc_planner",), "sim.yaml", False)
+    with RunningGraph(graph, {"mpc_planner": {"model_path": str(model_file), "time_budget": 0}}) as running:
+        value = running.nodes["mpc_planner"].get_parameter("time_budget").value
+    assert isinstance(value, float) and value == 0.0
+
+
 def test_a_corrupt_model_is_refused_and_the_last_good_one_kept(planner, model_file):
     node, test_node, arm = planner
     good = node.model.value

@@ -59,6 +59,15 @@ def _ros_value(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+def _widen_integer_override(node: Node, field: dataclasses.Field) -> None:
+    """Read an integer given for a float parameter (``fit_seconds: 0`` in a parameter file,
+    ``--set learner.fit_seconds=0``) as that float: ROS would refuse it as the wrong type and
+    the node would not start."""
+    given = node._parameter_overrides.get(field.name)
+    if type(field.default) is float and given is not None and given.type_ == Parameter.Type.INTEGER:
+        node._parameter_overrides[field.name] = Parameter(field.name, Parameter.Type.DOUBLE, float(given.value))
+
+
 class ParameterBinding:
     """Declares ``node``'s parameters from ``configs`` and keeps validated copies.
 
@@ -91,6 +100,7 @@ class ParameterBinding:
                 if field.name in self._owner:
                     raise ValueError(f"parameter {field.name!r} is in both {self._owner[field.name].__name__} and {type(config).__name__}")
                 self._owner[field.name] = type(config)
+                _widen_integer_override(node, field)
                 node.declare_parameter(field.name, _ros_value(getattr(config, field.name)), descriptor(field, field.name in read_only))
             values = {name: node.get_parameter(name).value for name in names}
             self._configs[type(config)] = config.replace(**values)
