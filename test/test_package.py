@@ -24,6 +24,44 @@ def test_package_xml_is_format_3_ament_python():
     assert "python3-pytest" in {e.text for e in root.findall("test_depend")}
 
 
+ROSDEP_OF_PYTHON = {"yaml": "python3-yaml", "numpy": "python3-numpy", "matplotlib": "python3-matplotlib",
+                    "tqdm": "python3-tqdm", "transforms3d": "python3-transforms3d", "imageio": "python3-imageio"}
+PIP_OF_PYTHON = {"scservo_sdk": "feetech-servo-sdk"}  # no rosdep keys: requirements.txt (README)
+ROS_TOOLS = {"ros2 launch": "ros2launch", "ros2 bag": "ros2bag", '"mcap"': "rosbag2_storage_mcap"}
+
+
+def _third_party_imports() -> set[str]:
+    """The top-level modules the package and its launch files import, stdlib excluded."""
+    names = set()
+    for path in [*(ROOT / "mbrl_control").rglob("*.py"), *(ROOT / "launch").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.partition(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names.add(node.module.partition(".")[0])
+    return names - set(sys.stdlib_module_names) - {"mbrl_control"}
+
+
+def test_every_import_and_ros_tool_is_a_declared_dependency():
+    """``rosdep install --from-paths`` gives a user everything the nodes import and the launch
+    files run; what has no rosdep key is pinned in requirements.txt."""
+    exec_depends = {e.text for e in ET.parse(ROOT / "package.xml").getroot().findall("exec_depend")}
+    pinned = {line.partition("==")[0] for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line}
+    undeclared = []
+    for module in sorted(_third_party_imports()):
+        if module in ROSDEP_OF_PYTHON:
+            declared = ROSDEP_OF_PYTHON[module] in exec_depends
+        elif module.endswith(("_msgs", "_srvs", "_interfaces", "_python")) or module in {"rclpy", "launch", "launch_ros"}:
+            declared = module in exec_depends  # a ROS package: its own name is its key
+        else:
+            declared = PIP_OF_PYTHON.get(module, module) in pinned
+        if not declared:
+            undeclared.append(module)
+    launch_text = "\n".join(p.read_text() for p in (ROOT / "launch").glob("*.py")) + (ROOT / "README.md").read_text()
+    undeclared += [key for tool, key in ROS_TOOLS.items() if tool in launch_text and key not in exec_depends]
+    assert not undeclared, f"imported or run but neither in package.xml nor requirements.txt: {undeclared}"
+
+
 def test_setup_installs_data_files_and_the_console_script():
     tree = ast.parse((ROOT / "setup.py").read_text())
     text = ast.unparse(tree)
