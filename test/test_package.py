@@ -2,6 +2,7 @@
 
 import ast
 import importlib.util
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -70,6 +71,21 @@ def test_setup_installs_data_files_and_the_console_script():
     assert "resource/{PACKAGE}" in text and (ROOT / "resource" / "mbrl_control").exists()
     assert "mbrl-control = mbrl_control.cli:main" in text
     assert (ROOT / "setup.cfg").read_text().count("$base/lib/mbrl_control") == 2
+
+
+def test_the_suite_starts_where_ros_2s_launch_testing_plugin_is_installed(tmp_path):
+    """launch_testing (on every ROS 2 machine) registers a pytest11 plugin with the py.path
+    hook argument ``path`` that pytest 9 refuses: ``make test`` must start all the same. A
+    stand-in distribution registers the same hook under the same plugin name."""
+    (tmp_path / "launch_testing_hooks.py").write_text("def pytest_pycollect_makemodule(path, parent):\n    return None\n")
+    info = tmp_path / "launch_testing-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: launch_testing\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[pytest11]\nlaunch_testing = launch_testing_hooks\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "test/test_package.py"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
 
 
 def test_torch_is_pinned():
