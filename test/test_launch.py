@@ -6,7 +6,10 @@ checked against that description. Everything else here runs anywhere."""
 
 import ast
 import importlib.util
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,15 +46,38 @@ def test_record_topics_are_what_fit_reads():
     assert set(RECORD_TOPICS) == set(Topics().types())
 
 
-def _ros_launch() -> bool:
-    """Whether ROS 2's launch and launch_ros are importable (the repository's own launch/
-    folder would otherwise pass for a `launch` package)."""
+def _missing_launch() -> str | None:
+    """Why ROS 2's launch cannot run here (the module missing, also where launch_ros imports
+    but one of its own dependencies does not), or None where it can. The repository's own
+    launch/ folder would otherwise pass for a `launch` package."""
     try:
-        import launch_ros
-        from launch import LaunchDescription
-    except ImportError:
-        return False
-    return bool(launch_ros and LaunchDescription)
+        import launch.actions  # noqa: F401
+        import launch_ros.actions  # noqa: F401
+        from launch import LaunchDescription  # noqa: F401
+    except ImportError as err:
+        return f"ROS 2's launch cannot be imported: {err.name or err} is missing ({err})"
+    return None
+
+
+@pytest.fixture
+def ros_launch():
+    """Skip, naming the missing module, where ROS 2's launch is not installed."""
+    reason = _missing_launch()
+    if reason:
+        pytest.skip(reason)
+
+
+def test_a_launch_install_missing_a_dependency_is_named_in_the_skip_reason(tmp_path):
+    """launch_ros importable, its own dependency not: the skip says which module is missing."""
+    for name in ("launch", "launch_ros"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("class LaunchDescription: pass\n")
+    (tmp_path / "launch" / "actions.py").write_text("")
+    (tmp_path / "launch_ros" / "actions.py").write_text("import osrf_pycommon_not_installed\n")
+    code = "import test_launch; print(test_launch._missing_launch())"  # a fresh interpreter: sys.modules stays ours
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT / "test"), str(ROOT)])}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert "osrf_pycommon_not_installed is missing" in run.stdout, run.stdout + run.stderr
 
 
 def _load(name: str):
@@ -87,9 +113,7 @@ def _node_actions(description, arguments: dict[str, str]):
     ("real.launch.py", {"driver": "feetech", "port": "/dev/ttyUSB3", "calibration": "arm.json"}, "real_feetech"),
     ("real.launch.py", {"driver": "emulated"}, "emulated"),
 ])
-def test_launch_file_nodes_match_the_graph(name, arguments, graph):
-    if not _ros_launch():
-        pytest.skip("launch and launch_ros are not installed (no ROS 2 distribution)")
+def test_launch_file_nodes_match_the_graph(ros_launch, name, arguments, graph):
     nodes = _node_actions(_load(name), arguments)
     executables = [n.node_executable for n in nodes if n.node_package == "mbrl_control"]
     assert executables == [spec.executable for spec in GRAPHS[graph].specs()]
@@ -107,9 +131,7 @@ def test_launch_file_nodes_match_the_graph(name, arguments, graph):
         assert arguments.get("calibration", "/calibration.json") in calibration  # (launch_ros keeps it YAML-encoded)
 
 
-def test_a_feetech_driver_without_calibration_is_refused():
-    if not _ros_launch():
-        pytest.skip("launch and launch_ros are not installed (no ROS 2 distribution)")
+def test_a_feetech_driver_without_calibration_is_refused(ros_launch):
     with pytest.raises(RuntimeError, match="calibration:=FILE"):
         _node_actions(_load("real.launch.py"), {"driver": "feetech"})
 
@@ -117,9 +139,51 @@ def test_a_feetech_driver_without_calibration_is_refused():
 def test_launch_files_need_launch_only_to_run():
     """Without launch installed, importing a launch file fails on `launch` itself, not on
     anything of ours (the tests above then skip)."""
-    if _ros_launch():
+    if _missing_launch() is None:
         pytest.skip("launch is installed: the launch tests above ran")
     for name in ("sim.launch.py", "real.launch.py", "record.launch.py"):
         with pytest.raises(ImportError) as err:
             _load(name)
         assert re.search(r"\b(launch|launch_ros|ament_index_python)\b", str(err.value)), (name, err.value)
+
+
+def _run_launch(name: str, arguments: dict[str, str]) -> int:
+    """Run launch file ``name`` to its end, as ``ros2 launch`` does; its exit code."""
+    from launch import LaunchDescription, LaunchService
+    from launch.actions import IncludeLaunchDescription
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
+
+    service = LaunchService(argv=[f"{k}:={v}" for k, v in arguments.items()])
+    service.include_launch_description(LaunchDescription([IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(str(LAUNCH / name)), launch_arguments=arguments.items())]))
+    return service.run()
+
+
+def _fake_ros2(folder: Path, script: str, monkeypatch) -> None:
+    """A `ros2` executable running ``script`` (bash), first on PATH, and a ros2bag module."""
+    (folder / "ros2bag").mkdir(parents=True)
+    (folder / "ros2bag" / "__init__.py").write_text("")
+    ros2 = folder / "ros2"
+    ros2.write_text(f"#!/bin/bash\n{script}\n")
+    ros2.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.syspath_prepend(str(folder))
+
+
+def test_record_launch_fails_where_ros2_bag_is_missing(ros_launch, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no ros2 anywhere
+    assert _run_launch("record.launch.py", {"bag": str(tmp_path / "bag")}) != 0
+    assert "`ros2 bag` is not installed" in caplog.text
+
+
+def test_record_launch_fails_where_the_recorder_dies_without_a_bag(ros_launch, tmp_path, monkeypatch, caplog):
+    _fake_ros2(tmp_path / "bin", "echo 'no storage plugin mcap' >&2; exit 3", monkeypatch)
+    assert _run_launch("record.launch.py", {"bag": str(tmp_path / "bag")}) != 0
+    assert "exited with code 3 and wrote no bag" in caplog.text
+
+
+def test_record_launch_succeeds_where_the_recorder_writes_its_bag(ros_launch, tmp_path, monkeypatch):
+    # the recorder's last argument is a topic; --output's value is the bag folder
+    _fake_ros2(tmp_path / "bin", 'while [ "$1" != --output ]; do shift; done; mkdir -p "$2"; touch "$2/metadata.yaml"', monkeypatch)
+    assert _run_launch("record.launch.py", {"bag": str(tmp_path / "bag")}) == 0
+    assert (tmp_path / "bag" / "metadata.yaml").is_file()
