@@ -22,9 +22,9 @@ would send (``ros2 topic echo``) before the arm moves. Targets come from whoever
 
 from pathlib import Path
 
-from ament_index_python.packages import get_package_share_directory
+from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -61,11 +61,7 @@ def _nodes(context):
             raise RuntimeError("driver:=feetech needs calibration:=FILE (LeRobot's, or mbrl-control calibrate's)")
         bus = {"calibration": calibration, **({"port": value("port")} if value("port") else {})}
         chosen["servo_driver"] = chosen["emulated_arm"] = bus
-    nodes = [
-        Node(package="robot_state_publisher", executable="robot_state_publisher", name="robot_state_publisher",
-             namespace=value("namespace"), output="screen", parameters=[{"robot_description": Path(urdf).read_text()}],
-             remappings=[("joint_states", remap["joint_states"])]),
-    ]
+    nodes = _state_publisher(value("state_publisher"), urdf, value("namespace"), remap["joint_states"])
     for spec in graph.specs():
         remappings = dict(remap)
         if spec.name == "mpc_planner":
@@ -76,6 +72,24 @@ def _nodes(context):
             remappings=list(remappings.items()),
         ))
     return nodes
+
+
+def _state_publisher(choice: str, urdf: str, namespace: str, joint_states: str) -> list:
+    """robot_state_publisher with the URDF: ``true`` starts it, ``false`` leaves it to the
+    arm's own bringup, ``auto`` starts it where it is installed and says so where not."""
+    if choice == "false":
+        return []
+    try:
+        get_package_share_directory("robot_state_publisher")
+    except PackageNotFoundError:
+        if choice == "true":
+            raise RuntimeError("state_publisher:=true, but robot_state_publisher is not installed "
+                               "(apt install ros-$ROS_DISTRO-robot-state-publisher, or state_publisher:=false)") from None
+        return [LogInfo(msg="robot_state_publisher is not installed: not started (TF comes from the arm's own bringup, "
+                            "if it starts one; state_publisher:=false silences this)")]
+    return [Node(package="robot_state_publisher", executable="robot_state_publisher", name="robot_state_publisher",
+                 namespace=namespace, output="screen", parameters=[{"robot_description": Path(urdf).read_text()}],
+                 remappings=[("joint_states", joint_states)])]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -95,5 +109,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("dry_run", default_value="false", choices=["true", "false"],
                               description="publish the planner's commands on <commands>_dry_run instead"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of every node"),
+        DeclareLaunchArgument("state_publisher", default_value="auto", choices=["auto", "true", "false"],
+                              description="robot_state_publisher with the URDF: auto starts it where installed; "
+                                          "false where the arm's own bringup runs one"),
         OpaqueFunction(function=_nodes),
     ])

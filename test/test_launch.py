@@ -187,3 +187,34 @@ def test_record_launch_succeeds_where_the_recorder_writes_its_bag(ros_launch, tm
     _fake_ros2(tmp_path / "bin", 'while [ "$1" != --output ]; do shift; done; mkdir -p "$2"; touch "$2/metadata.yaml"', monkeypatch)
     assert _run_launch("record.launch.py", {"bag": str(tmp_path / "bag")}) == 0
     assert (tmp_path / "bag" / "metadata.yaml").is_file()
+
+
+def _installed_packages(monkeypatch, tmp_path, *names: str) -> None:
+    """An ament prefix where ``names`` are installed, ahead of the environment's."""
+    index = tmp_path / "prefix" / "share" / "ament_index" / "resource_index" / "packages"
+    index.mkdir(parents=True)
+    for name in names:
+        (index / name).write_text("")
+        (tmp_path / "prefix" / "share" / name).mkdir()
+    monkeypatch.setenv("AMENT_PREFIX_PATH", os.pathsep.join(filter(None, [str(tmp_path / "prefix"), os.environ.get("AMENT_PREFIX_PATH")])))
+
+
+def _state_publishers(arguments: dict[str, str]) -> int:
+    return sum(n.node_package == "robot_state_publisher" for n in _node_actions(_load("real.launch.py"), arguments))
+
+
+def test_real_launch_starts_robot_state_publisher_only_where_installed_and_wanted(ros_launch, tmp_path, monkeypatch):
+    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+    try:
+        get_package_share_directory("robot_state_publisher")
+        pytest.skip("robot_state_publisher is installed here: its absence cannot be shown")
+    except PackageNotFoundError:
+        pass
+    assert _state_publishers({}) == 0  # auto, not installed: the launch goes on without it
+    assert _state_publishers({"state_publisher": "false"}) == 0
+    with pytest.raises(RuntimeError, match="robot_state_publisher is not installed"):
+        _state_publishers({"state_publisher": "true"})
+    _installed_packages(monkeypatch, tmp_path, "robot_state_publisher")
+    assert _state_publishers({}) == 1 and _state_publishers({"state_publisher": "true"}) == 1
+    assert _state_publishers({"state_publisher": "false"}) == 0  # the arm's own bringup runs one
