@@ -27,13 +27,14 @@ def controller(model=None, **overrides):
 
 def test_closes_the_loop_on_known_dynamics():
     mpc = controller()
-    state = np.array([0.8, -0.6])
+    state, distances = np.array([0.8, -0.6]), []
     for _ in range(15):
         action = mpc.act(state)
         assert action.shape == (2,) and action.dtype == np.float32
         assert np.all(np.abs(action) <= 1.0)
         state = state + 0.1 * action
-    assert np.linalg.norm(state) < 0.05
+        distances.append(np.linalg.norm(state))
+    assert np.mean(distances[-5:]) < 0.05  # reached in 10 steps (at full speed: 8), and held
     assert len(mpc.planning_times) == 15 and mpc.fallbacks == 0
 
 

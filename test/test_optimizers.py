@@ -220,3 +220,14 @@ def test_every_optimizer_scales_its_search_and_still_optimises(name):
     assert result.cost < float(cost(torch.zeros(1, 6, 2))[0])  # the small search still improves on the centre
     optimizer.scale(1.0)
     assert optimizer.config == optimizer.configured
+
+
+@pytest.mark.parametrize("name", ["cem", "icem", "cem_gradient"])
+def test_a_warm_start_at_a_bound_can_leave_it(name):
+    """A plan saturated at -1 (the arm moving at full speed) whose optimum is now 0 inside:
+    the search must still sample there. Narrowing the std by the distance to the bound, as
+    PETS does, gave it std 0 at -1, and the warm start kept the arm driving off its target."""
+    optimizer = make(name, iterations=1)
+    result = optimizer.optimize(lambda a: a.square().sum(dim=(1, 2)), initial=-torch.ones(H, A),
+                                generator=torch.Generator().manual_seed(0))
+    assert result.actions.max() > -0.9 and result.actions.mean() > -0.8, result.actions

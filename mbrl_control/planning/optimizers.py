@@ -248,8 +248,9 @@ class CEM(TrajectoryOptimizer):
         var = (cfg.initial_std * self.half_range).expand_as(mean) ** 2
         iterations = 0
         for iterations in _iterations(cfg.iterations, deadline):
-            # keep two standard deviations inside the bounds, so clipping rarely bites
-            std = torch.minimum(var, torch.minimum(mean - self.low, self.high - mean).square() / 4).sqrt()
+            # not narrowed near a bound (PETS keeps two stds inside): a mean at a bound would
+            # get std 0 there, and the warm start carries it tick after tick
+            std = var.sqrt()
             noise = torch.randn((cfg.population, *mean.shape), generator=generator)
             samples = self.clip(mean + std * noise)
             costs = cost(samples)
@@ -313,8 +314,7 @@ class ICEM(TrajectoryOptimizer):
         best_actions, best_cost, elites, iterations = mean, float("inf"), None, 0
         for iterations in _iterations(cfg.iterations, deadline):
             count = max(math.ceil(cfg.population * cfg.decay**-iterations), 2 * cfg.elites)
-            # keep two standard deviations inside the bounds, so clipping rarely bites
-            std = torch.minimum(var, torch.minimum(mean - self.low, self.high - mean).square() / 4).sqrt()
+            std = var.sqrt()  # not narrowed near a bound, as CEM
             samples = [self.sample(mean, std, count, generator)]
             if iterations == 0 and self._elites is not None and kept:  # last tick's elites, a step on
                 last = self.clip(mean[-1] + std[-1] * torch.randn((kept, mean.shape[1]), generator=generator))
