@@ -145,3 +145,43 @@ def test_fit_refuses_a_bad_bag_in_one_line(tmp_path, capsys):
     assert cli.main(["fit", "--bag", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("mbrl-control fit:") and "not a rosbag2 recording" in err and "\n" not in err
+
+
+def _write_other_topics(path: Path, version: int = 9) -> None:
+    """A bag as another node's `ros2 bag record` leaves it: a standard type and a custom one
+    whose definition only the bag stores."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import get_types_from_msg
+
+    store = _typestore()
+    store.register(get_types_from_msg("float64 level\nstring note", "my_pkg/msg/Battery"))
+    writer = Writer(path, version=version, storage_plugin=StoragePlugin.MCAP)
+    writer.open()
+    for topic, msgtype, msg in [("/chatter", "std_msgs/msg/String", store.types["std_msgs/msg/String"](data="hi")),
+                                ("/battery", "my_pkg/msg/Battery", store.types["my_pkg/msg/Battery"](level=1.0, note="ok"))]:
+        writer.write(writer.add_connection(topic, msgtype, typestore=store), 1, store.serialize_cdr(msg, msgtype))
+    writer.close()
+
+
+def test_a_recording_without_the_arms_topics_is_refused_in_one_line(recording, tmp_path):
+    """Every bag of it carries other topics only (an empty topic filter once read them all)."""
+    arm, _, _ = recording
+    for version in (8, 9):
+        (tmp_path / str(version)).mkdir()
+        _write_other_topics(tmp_path / str(version) / "other_0")
+        _write_other_topics(tmp_path / str(version) / "other_1", version)
+        with pytest.raises(BagError, match=r"no topic\(s\) \['/joint_states', '/arm_controller/commands', '/mbrl/target'\] "
+                                           r"in the recording; it has \['/battery', '/chatter'\]"):
+            read_transitions(tmp_path / str(version), arm.kinematics, arm.targets(), arm.joint_names)
+
+
+def test_other_topics_of_unknown_types_beside_the_arms_are_left_alone(recording, tmp_path):
+    """A session recorded with `ros2 bag record -a`: the arm's bag and one of other topics,
+    whose custom type the standard type store lacks."""
+    arm, truth, root = recording
+    import shutil
+
+    shutil.copytree(root / "ordered", tmp_path / "session" / "a_arm")
+    _write_other_topics(tmp_path / "session" / "b_other")
+    dataset, _ = read_transitions(tmp_path / "session", arm.kinematics, arm.targets(), arm.joint_names)
+    assert len(dataset) == len(truth) - 1

@@ -98,28 +98,37 @@ def bag_paths(path: str | Path) -> list[Path]:
 
 def messages(path: str | Path, topics: Topics) -> Iterator[tuple[str, int, object]]:
     """``(topic, stamp_ns, message)`` of ``topics`` in a recording, in time order per bag.
+    Messages are read with the type definitions the bag stores (rosbag2 metadata version 9,
+    mcap schemas) where it has them, else with ROS 2's standard types; the recording's other
+    topics, of whatever types, are never read.
 
     Raises:
-        BagError: a bag is unreadable or has a topic of another type, or the recording
-            lacks one of the topics.
+        BagError: a bag is unreadable or has a topic of another type, a message of an
+            unknown type, or the recording lacks one of the topics.
     """
     from rosbags.highlevel import AnyReader
 
     wanted = topics.types()
-    typestore = _typestore()
+    standard = _typestore()
     bags = bag_paths(path)
     present: set[str] = set()
     for bag in bags:
         try:
-            with AnyReader([bag], default_typestore=typestore) as reader:
+            with AnyReader([bag], default_typestore=standard) as reader:
                 found = {c.topic: c.msgtype for c in reader.connections}
                 wrong = {t: found[t] for t in wanted if t in found and found[t] != wanted[t]}
                 if wrong:
                     raise BagError(f"{bag}: topic(s) of the wrong type {wrong}; expected {wanted}")
                 present.update(found)
                 connections = [c for c in reader.connections if c.topic in wanted]
+                if not connections:  # rosbags reads every topic for an empty filter
+                    continue
                 for connection, stamp, raw in reader.messages(connections=connections):
-                    yield connection.topic, stamp, _deserialize(typestore, raw, connection.msgtype)
+                    store = reader.typestore if connection.msgtype in reader.typestore.fielddefs else standard
+                    if connection.msgtype not in store.fielddefs:
+                        raise BagError(f"{bag}: {connection.topic} is {connection.msgtype}, whose definition is neither "
+                                       "stored in the bag nor one of ROS 2's standard types")
+                    yield connection.topic, stamp, _deserialize(store, raw, connection.msgtype)
         except BagError:
             raise
         except Exception as err:  # rosbags raises several types for damaged bags
