@@ -45,7 +45,7 @@ $(STAMP): requirements.txt requirements-ros.txt constraints.txt setup.py setup.c
 
 demo: $(STAMP)
 	rm -rf runs/demo  # learn from scratch each time (the nodes would resume the last run's data)
-	$(BIN)/mbrl-control bringup sim --model gp --set mpc_planner.propagation=expectation --episodes 10 --out runs/demo
+	$(BIN)/mbrl-control bringup sim --model gp --episodes 10 --out runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -140,14 +140,14 @@ def main() -> None:
 
     rows = [
         measure("MPC, PE ensemble (cem, defaults)", "mpc_planner", {"model_path": paths["ensemble"]}, args.seconds),
-        measure("MPC, GP (cem, expectation)", "mpc_planner", {"model_path": paths["gp"], "propagation": "expectation"}, args.seconds),
+        measure("MPC, GP (cem, expectation)", "mpc_planner", {"model_path": paths["gp"]}, args.seconds),
         measure("policy (PPO MLP 64x64)", "policy_controller", {"policy_path": paths["policy"]}, args.seconds),
         measure("MPC, PE ensemble, learner fitting", "mpc_planner", {"model_path": paths["ensemble"]}, args.seconds, fitting),
         measure("MPC, PE ensemble, fitting at nice 0", "mpc_planner", {"model_path": paths["ensemble"]}, args.seconds,
                 {**fitting, "nice": 0}),
-        measure("MPC, GP, learner fitting", "mpc_planner", {"model_path": paths["gp"], "propagation": "expectation"},
+        measure("MPC, GP, learner fitting", "mpc_planner", {"model_path": paths["gp"]},
                 args.seconds, fitting),
-        measure("MPC, GP, fitting at nice 0", "mpc_planner", {"model_path": paths["gp"], "propagation": "expectation"},
+        measure("MPC, GP, fitting at nice 0", "mpc_planner", {"model_path": paths["gp"]},
                 args.seconds, {**fitting, "nice": 0}),
     ]
     header = (f"| {'loop':34s} | commands | rate Hz | state age p50 ms | p95 ms | max ms | tick p50 ms | tick p95 ms "

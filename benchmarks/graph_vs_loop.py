@@ -42,15 +42,12 @@ import numpy as np
 
 PLANNER = {"horizon": 8, "population": 64, "iterations": 2}  # config/sim.yaml's search
 MPC = {"time_budget": 0.045}
-PROPAGATION = {"gp": "expectation"}  # make demo's; the ensemble keeps the default
 EPISODE_LENGTH = 100
 
 
 def graph_run(model: str, seed: int, episodes: int, settings: list[str], out: Path) -> dict:
     """One ``bringup sim`` run; per-episode success and the candidate causes."""
     sets = [f"*.seed={seed}"] + [f"mpc_planner.{k}={v}" for k, v in {**PLANNER, **MPC}.items()]
-    if model in PROPAGATION:
-        sets.append(f"mpc_planner.propagation={PROPAGATION[model]}")
     sets += settings
     env = {**os.environ, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "ROS_DOMAIN_ID": str(100 + seed % 100)}
     command = [sys.executable, "-m", "mbrl_control.cli", "bringup", "sim", "--model", model, "--episodes", str(episodes),
@@ -88,9 +85,8 @@ def loop_run(model: str, seed: int, episodes: int) -> dict:
 
     torch.set_num_threads(1)
     start = time.perf_counter()
-    extra = {"propagation": PROPAGATION[model]} if model in PROPAGATION else {}
     result = train_mbrl(ENV_ID, model=model, episodes=episodes, seed=seed, horizon=PLANNER["horizon"],
-                        planner_overrides={"population": PLANNER["population"], "iterations": PLANNER["iterations"]}, **MPC, **extra)
+                        planner_overrides={"population": PLANNER["population"], "iterations": PLANNER["iterations"]}, **MPC)
     return {"seed": seed, "seconds": time.perf_counter() - start, "success": [bool(s) for s in result.successes],
             "final_distance": result.final_distances}
 

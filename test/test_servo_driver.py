@@ -69,7 +69,7 @@ def test_bringup_emulated_learns_to_reach_through_the_driver(tmp_path, capsys):
     """The whole real-arm graph (driver, collector, learner, planner) against the emulated
     bus, from random motions: the arm gets closer to its targets episode by episode."""
     assert cli.main(["bringup", "emulated", "--episodes", "9", "--model", "gp", "--out", str(tmp_path),
-                     "--set", "mpc_planner.propagation=expectation", "--set", "dynamics_learner.min_transitions=40",
+                     "--set", "dynamics_learner.min_transitions=40",
                      "--set", "emulated_arm.seed=3"]) == 0
     rows = (tmp_path / "episodes.csv").read_text().splitlines()[1:]
     start = np.array([float(r.split(",")[1]) for r in rows])

@@ -96,7 +96,8 @@ class Regressor(nn.Module, metaclass=ABCMeta):
     """E members' predictive distributions of normalised targets.
 
     Subclasses set ``name`` (the registry key; ``aliases`` adds more), ``Config`` (a
-    :class:`ModelConfig`) and ``members`` (E, default 1), and implement :meth:`fit` and
+    :class:`ModelConfig`), ``members`` (E, default 1) and ``propagation`` (the planner's
+    default for the model), and implement :meth:`fit` and
     :meth:`forward`. Checkpoints hold :meth:`state`; the default is the module's
     ``state_dict``.
 
@@ -108,6 +109,9 @@ class Regressor(nn.Module, metaclass=ABCMeta):
     name: ClassVar[str]
     aliases: ClassVar[tuple[str, ...]] = ()
     Config: ClassVar[type[ModelConfig]]
+    # how a planner uses the model's uncertainty unless told otherwise (MPCConfig.propagation
+    # "model"): one of planning.propagation.PROPAGATIONS
+    propagation: ClassVar[str] = "ts_inf"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

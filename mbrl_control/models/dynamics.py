@@ -97,6 +97,11 @@ class DynamicsModel:
         return self.cls(self.in_dim, self.state_dim, self.config)
 
     @property
+    def propagation(self) -> str:
+        """How a planner uses this model's uncertainty unless told otherwise (the regressor's)."""
+        return self.cls.propagation
+
+    @property
     def members(self) -> int:
         """E: rows of :meth:`sample` are laid out in E member blocks."""
         return self.regressor.members

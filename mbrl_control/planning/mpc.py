@@ -43,7 +43,7 @@ class MPCConfig(Config):
     horizon: int = param(8, "Planning horizon in control ticks.", low=1, high=200)
     optimizer: str = param("cem", "Trajectory optimiser (any of planning.OPTIMIZERS).", choices=tuple(OPTIMIZERS))
     particles: int = param(5, "Rollouts per candidate sequence (rounded up to a multiple of the ensemble size; 5 = one per member).", low=1, high=1000)
-    propagation: str = param("ts_inf", "How particles use the model's uncertainty.", choices=PROPAGATIONS)
+    propagation: str = param("model", "How particles use the model's uncertainty; model: the model's own choice (trajectory sampling, ts_inf, for ensembles; the mean, expectation, for a GP).", choices=("model", *PROPAGATIONS))
     risk: float = param(0.0, "k in the candidate score mean - k·std over particles (k < 0: optimism, seeks what the model does not know).", low=-100.0, high=100.0)
     time_budget: float = param(0.0, "Seconds of planning per tick before the best plan so far is used; 0 = no limit.", low=0.0, high=10.0)
     seed: int = param(0, "Seed of the planner's sampling.", low=0)
@@ -124,7 +124,7 @@ class MPCController:
         deadline = start + self.config.time_budget if self.config.time_budget > 0 else None
         cost = trajectory_cost(
             self.model, torch.as_tensor(obs, dtype=torch.float32), self.reward_fn,
-            particles=self.config.particles, propagation=self.config.propagation,
+            particles=self.config.particles, propagation=self.propagation,
             termination_fn=self.termination_fn, risk=self.config.risk, generator=self.generator, past=self.past,
         )
         result = self.optimizer.optimize(cost, initial=self._plan, deadline=deadline, generator=self.generator)
@@ -141,6 +141,13 @@ class MPCController:
         self.planning_times.append(seconds)
         self._keep_budget(seconds)
         return action
+
+    @property
+    def propagation(self) -> str:
+        """The propagation planned with: the configured one, or the model's own."""
+        if self.config.propagation == "model":
+            return getattr(self.model, "propagation", "ts_inf")
+        return self.config.propagation
 
     def _keep_budget(self, seconds: float) -> None:
         """After a tick of ``seconds``: shrink the search by budget/seconds (with a margin)
