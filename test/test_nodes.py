@@ -88,6 +88,20 @@ def test_an_integer_given_for_a_float_parameter_is_read_as_that_float(model_file
     assert isinstance(value, float) and value == 0.0
 
 
+def test_a_planner_without_joint_states_says_what_it_waits_for(model_file, capfd):
+    """A real arm's driver not started, or its topic not remapped: the planner says so."""
+    graph = Graph(("mpc_planner",), "sim.yaml", False)
+    seen = []
+
+    def said() -> bool:
+        seen.append(capfd.readouterr().err)
+        return "no joint states on /joint_states yet" in "".join(seen)
+
+    with RunningGraph(graph, {"mpc_planner": {"model_path": str(model_file)}}):
+        wait_for(said, 20, "the planner's message")
+    assert "is the arm's driver running" in "".join(seen)
+
+
 def test_a_corrupt_model_is_refused_and_the_last_good_one_kept(planner, model_file):
     node, test_node, arm = planner
     good = node.model.value

@@ -69,6 +69,7 @@ class ControlLoop:
         self.new_target = False
         self.awaiting_state = True
         self.bad_state, self.bad_target = Throttle(), Throttle()
+        self.waiting = Throttle(10.0)
         self.state_stamp: Time | None = None  # header stamp of the newest joint state
         self.state_ages: list[float] = []  # s from that stamp to each command, node clock
         self.latencies: list[float] = []
@@ -111,6 +112,7 @@ class ControlLoop:
         started = time.monotonic()
         self._restart_timer()
         now = self.last_tick = self.now()
+        self.say_what_is_missing()
         proposal = None
         if self.safety.must_hold(now) is None:  # held: the controller is not asked
             obs, new_episode = self.observation()
@@ -124,6 +126,18 @@ class ControlLoop:
                 self.send(self.safety.hold(FAILED, now), started)
                 return
         self.send(self.safety.command(proposal, now), started)
+
+    def say_what_is_missing(self) -> None:
+        """Log, every 10 s, what the loop waits for before it can command: the driver's joint
+        states (a driver not started, or its topic not remapped) or a target."""
+        if self.q is None:
+            what = (f"no joint states on {self.node.resolve_topic_name(JOINT_STATES)} yet: is the arm's driver running, "
+                    "and joint_states remapped to its topic?")
+        elif self.target is None:
+            what = f"no target on {self.node.resolve_topic_name(TARGET)} yet (geometry_msgs/PointStamped in the base frame)"
+        else:
+            return
+        self.waiting(self.node.get_logger().info, f"{what}; commanding nothing, ticks")
 
     def on_joint_state(self, msg: JointState) -> None:
         clock_type = self.node.get_clock().clock_type
