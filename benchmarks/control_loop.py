@@ -136,7 +136,7 @@ def main() -> None:
     explore(env, episodes=20, seed=1).save(work / "learner" / "dataset.npz")  # the learner fits on it from the start
     env.close()
     fitting = {"out_dir": str(work / "learner"), "model": "ensemble", "min_transitions": 10, "fit_seconds": 0.0,
-               "max_epochs": 100000, "max_steps": 1000000, "patience": 10000}
+               "model.max_epochs": 100000, "model.max_steps": 1000000, "model.patience": 10000}
 
     rows = [
         measure("MPC, PE ensemble (cem, defaults)", "mpc_planner", {"model_path": paths["ensemble"]}, args.seconds),

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-PLANNER = {"horizon": 8, "population": 64, "iterations": 2}  # config/sim.yaml's search
+PLANNER = {"horizon": 8, "optimizer.population": 64, "optimizer.iterations": 2}  # the defaults, stated
 MPC = {"time_budget": 0.045}
 EPISODE_LENGTH = 100
 
@@ -85,8 +85,7 @@ def loop_run(model: str, seed: int, episodes: int) -> dict:
 
     torch.set_num_threads(1)
     start = time.perf_counter()
-    result = train_mbrl(ENV_ID, model=model, episodes=episodes, seed=seed, horizon=PLANNER["horizon"],
-                        planner_overrides={"population": PLANNER["population"], "iterations": PLANNER["iterations"]}, **MPC)
+    result = train_mbrl(ENV_ID, model=model, episodes=episodes, seed=seed, **PLANNER, **MPC)
     return {"seed": seed, "seconds": time.perf_counter() - start, "success": [bool(s) for s in result.successes],
             "final_distance": result.final_distances}
 

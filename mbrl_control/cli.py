@@ -435,7 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episode-length", type=int, default=None, help="override the env's episode length")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="any loop, MPC, optimiser or model setting, e.g. --set horizon=8 --set hidden=128")
+                   help="any loop, MPC, optimiser or model setting, e.g. --set horizon=8 --set hidden=128; "
+                        "a name the optimiser and the model share needs its kind: --set model.iterations=200")
     p.add_argument("--env-set", action="append", default=[], metavar="NAME=VALUE",
                    help="an environment setting, e.g. --env-set urdf=so101_new_calib.urdf --env-set ee_link=gripper_frame_link --env-set action_latency=2")
     p.add_argument("--out", default="runs/mbrl", help="directory for episodes.csv/json, learning_curve.png, "

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Sequence, TypeVar
+from typing import Any, Mapping, Sequence, TypeVar
 
 C = TypeVar("C", bound="Config")
 
@@ -36,7 +36,7 @@ def param(
     low: float | None = None,
     high: float | None = None,
     low_exclusive: bool = False,
-    choices: Sequence[Any] | None = None,
+    choices: Sequence[Any] | Mapping[str, Any] | None = None,
     read_only: bool = False,
 ) -> Any:
     """A config field with its description and the values it accepts.
@@ -46,7 +46,8 @@ def param(
             integer field, a float default accepts ints too, a tuple a list of strings).
         description: one sentence for users, shown in ROS parameter descriptors.
         low, high: inclusive numeric bounds (``low_exclusive`` makes ``low`` strict).
-        choices: the allowed values, for string fields.
+        choices: the allowed values, for string fields; a registry (a dict of classes by
+            name) is read when a value is checked, so a variant registered later is a choice.
         read_only: may not change while a node runs (ROS read-only parameter).
     """
     return dataclasses.field(
@@ -56,7 +57,7 @@ def param(
             "low": low,
             "high": high,
             "low_exclusive": low_exclusive,
-            "choices": tuple(choices) if choices is not None else None,
+            "choices": choices if isinstance(choices, Mapping) or choices is None else tuple(choices),
             "read_only": read_only,
         },
     )
@@ -131,19 +132,26 @@ class Config:
         return dataclasses.asdict(self)
 
 
-def split_overrides(overrides: dict[str, Any], *configs: type[Config]) -> list[dict[str, Any]]:
-    """Route flat ``overrides`` to the config class that owns each name.
+def split_overrides(overrides: dict[str, Any], *configs: type[Config] | tuple[str, type[Config]]) -> list[dict[str, Any]]:
+    """Route ``overrides`` to the config class that owns each name.
 
-    Returns one dict per config class, in order. A name no class owns is refused with
-    the list of known names.
+    A config given as ``(prefix, cls)`` (a variant's own: ``("optimizer", CEMConfig)``)
+    also takes its fields by dotted name, ``optimizer.iterations``. A plain name goes to
+    the one config that has it; a name several configs share is refused with their dotted
+    names, as is a name none has, with the list of known names.
+
+    Returns one dict per config, in order.
     """
-    routed: list[dict[str, Any]] = [{} for _ in configs]
+    pairs = [item if isinstance(item, tuple) else ("", item) for item in configs]
+    routed: list[dict[str, Any]] = [{} for _ in pairs]
     for key, value in overrides.items():
-        for i, cls in enumerate(configs):
-            if key in cls.field_names():
-                routed[i][key] = value
-                break
-        else:
-            known = sorted(name for cls in configs for name in cls.field_names())
+        prefix, _, name = key.rpartition(".")
+        owners = [i for i, (p, cls) in enumerate(pairs) if (p == prefix or not prefix) and name in cls.field_names()]
+        if len(owners) > 1:
+            names = [f"{pairs[i][0]}.{name}" if pairs[i][0] else f"{pairs[i][1].__name__}.{name}" for i in owners]
+            raise ConfigError(f"setting {key!r} is ambiguous: it is {' and '.join(names)}; give the dotted name")
+        if not owners:
+            known = sorted(f"{p}.{n}" if p else n for p, cls in pairs for n in cls.field_names())
             raise ConfigError(f"unknown setting {key!r}; known: {', '.join(known)}")
+        routed[owners[0]][name] = value
     return routed

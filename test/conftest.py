@@ -23,3 +23,14 @@ def env():
     environment = gym.make(mbrl_control.ENV_ID)
     yield environment
     environment.close()
+
+
+def pytest_configure(config):
+    """launch_pytest's plugin where the package imports but its entry point is not installed
+    (launch from a source checkout on PYTHONPATH); an installed one registers itself."""
+    try:
+        import launch_pytest.plugin as plugin
+    except ImportError:
+        return
+    if not config.pluginmanager.is_registered(plugin):
+        config.pluginmanager.register(plugin, "launch_pytest")

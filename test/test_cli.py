@@ -114,3 +114,46 @@ def test_policy_refuses_bad_settings_and_checkpoints_with_the_reason(tmp_path, c
     broken.write_bytes(b"not a checkpoint")
     assert main(["policy", "--steps", "100", "--resume", str(broken), "--out", str(tmp_path)]) == 2
     assert "broken.pt" in capsys.readouterr().err
+
+
+def test_a_name_two_configs_share_is_routed_by_its_kind_or_refused():
+    """`--model gp --set iterations=200`: CEM's or the GP's? Refused with both dotted names;
+    `model.iterations` and `optimizer.iterations` reach their own config."""
+    from mbrl_control.config import ConfigError, split_overrides
+    from mbrl_control.loops.mbrl import MBRLConfig
+    from mbrl_control.models.gp import GPConfig
+    from mbrl_control.planning.mpc import MPCConfig
+    from mbrl_control.planning.optimizers import CEMConfig
+
+    configs = (MBRLConfig, MPCConfig, ("optimizer", CEMConfig), ("model", GPConfig))
+    with pytest.raises(ConfigError, match=r"'iterations' is ambiguous: it is optimizer.iterations and model.iterations"):
+        split_overrides({"iterations": 200}, *configs)
+    _, _, optimizer, model = split_overrides({"model.iterations": 200, "optimizer.iterations": 3, "elites": 4}, *configs)
+    assert model == {"iterations": 200} and optimizer == {"iterations": 3, "elites": 4}
+    with pytest.raises(ConfigError, match="unknown setting 'model.population'"):
+        split_overrides({"model.population": 3}, *configs)
+
+
+def test_the_registries_are_the_only_source_of_choices():
+    """A newly registered optimiser is offered by the CLI and the planner's parameter (its
+    description and its check), with no list to edit (the launch files: test_launch.py)."""
+    import dataclasses
+
+    from mbrl_control.cli import build_parser
+    from mbrl_control.planning.mpc import MPCConfig
+    from mbrl_control.planning.optimizers import OPTIMIZERS, RandomShooting
+
+    class Fake(RandomShooting):
+        name = "fake_for_test"
+
+    try:
+        train = next(a for a in build_parser()._subparsers._group_actions[0].choices["train"]._actions if a.dest == "planner")
+        assert "fake_for_test" in train.choices
+        assert MPCConfig().replace(optimizer="fake_for_test").optimizer == "fake_for_test"
+        field = next(f for f in dataclasses.fields(MPCConfig) if f.name == "optimizer")
+        pytest.importorskip("rclpy")
+        from mbrl_control.nodes.params import descriptor
+
+        assert "fake_for_test" in descriptor(field).description
+    finally:
+        del OPTIMIZERS["fake_for_test"]

@@ -209,7 +209,7 @@ def bad_values(descriptor, value) -> list[tuple[str, object]]:
 def inconsistent(node: str, values: dict) -> list[tuple[str, object]]:
     """Values in range alone that break a cross-field rule with the current settings."""
     if node == "mpc_planner":
-        return [("elites", values["population"] + 1)]  # more elites than the population
+        return [("optimizer.elites", values["optimizer.population"] + 1)]  # more elites than the population
     return []
 
 

@@ -218,3 +218,19 @@ def test_real_launch_starts_robot_state_publisher_only_where_installed_and_wante
     _installed_packages(monkeypatch, tmp_path, "robot_state_publisher")
     assert _state_publishers({}) == 1 and _state_publishers({"state_publisher": "true"}) == 1
     assert _state_publishers({"state_publisher": "false"}) == 0  # the arm's own bringup runs one
+
+
+def test_launch_choices_come_from_the_registries(ros_launch):
+    """A newly registered optimiser is a choice of sim.launch.py's optimizer:= at once."""
+    import launch
+
+    from mbrl_control.planning.optimizers import OPTIMIZERS, RandomShooting
+
+    class Fake(RandomShooting):
+        name = "fake_for_launch_test"
+
+    try:
+        arguments = {e.name: e for e in _load("sim.launch.py").entities if isinstance(e, launch.actions.DeclareLaunchArgument)}
+        assert "fake_for_launch_test" in arguments["optimizer"].choices
+    finally:
+        del OPTIMIZERS["fake_for_launch_test"]

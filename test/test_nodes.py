@@ -62,11 +62,14 @@ def test_a_live_parameter_changes_the_next_tick_and_bad_values_are_refused(plann
     seen = len(arm.commands)
     wait_for(lambda: len(arm.commands) >= seen + 2, 10, "commands after the change")
     assert node.controller.last_result.actions.shape[0] == 12  # the plan now spans 12 ticks
+    (result,) = set_parameters(test_node, "mpc_planner", **{"optimizer.population": 128})  # the optimiser's own, by kind
+    assert result.successful, result.reason
+    wait_for(lambda: node.controller.optimizer.configured.population == 128, 10, "the new population")
 
     refusals = {
         "horizon": (0, "horizon"),                      # below its range
-        "population": (1, "population"),                # CEM needs two samples
-        "elites": (1000, "elites"),                     # more elites than samples
+        "optimizer.population": (1, "population"),      # CEM needs two samples
+        "optimizer.elites": (1000, "elites"),           # more elites than samples
         "optimizer": ("mppi", "read-only"),             # fixed at start
         "propagation": ("psychic", "propagation"),      # not a choice
         "control_rate": ("fast", "type"),               # wrong type
@@ -129,7 +132,7 @@ def test_killing_the_learner_mid_fit_leaves_the_planner_on_its_last_good_model(m
         learner = subprocess.Popen(
             [sys.executable, "-m", "mbrl_control.nodes.dynamics_learner", "--ros-args",
              "-p", f"out_dir:={learner_dir}", "-p", "model:=ensemble", "-p", "min_transitions:=10",
-             "-p", "max_epochs:=100000", "-p", "max_steps:=1000000", "-p", "patience:=10000"],
+             "-p", "model.max_epochs:=100000", "-p", "model.max_steps:=1000000", "-p", "model.patience:=10000"],
             env=env, text=True,
         )
         try:
@@ -244,7 +247,7 @@ def test_the_trainer_publishes_policies_the_controller_runs_and_resumes_after_a_
 
     overrides = {"pg_trainer": {"method": method, "out_dir": str(tmp_path / "trainer"), "round_period": 0.0,
                                 "min_transitions": 50, "imagined_rollouts": 16, "imagined_horizon": 5,
-                                "updates_per_round": 2, "epochs": 30, "population": 32, "iterations": 1, "horizon": 5}}
+                                "updates_per_round": 2, "epochs": 30, "optimizer.population": 32, "optimizer.iterations": 1, "horizon": 5}}
     graph = Graph(("pg_trainer", "policy_controller"), "sim.yaml", False)
     with RunningGraph(graph, overrides) as running:
         node = rclpy.create_node("test_arm", context=running.context)

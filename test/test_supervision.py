@@ -65,8 +65,8 @@ def test_sigint_mid_fit_stops_the_learner_at_once_and_keeps_the_last_good_model(
     env_vars = {**os.environ, "ROS_DOMAIN_ID": str(os.getpid() % 100 + 1)}
     learner = subprocess.Popen(
         [sys.executable, "-m", "mbrl_control.nodes.dynamics_learner", "--ros-args", "-p", f"out_dir:={out}",
-         "-p", "model:=ensemble", "-p", "min_transitions:=10", "-p", "fit_seconds:=0.0", "-p", "max_epochs:=100000",
-         "-p", "max_steps:=10000000", "-p", "patience:=10000"],
+         "-p", "model:=ensemble", "-p", "min_transitions:=10", "-p", "fit_seconds:=0.0", "-p", "model.max_epochs:=100000",
+         "-p", "model.max_steps:=10000000", "-p", "model.patience:=10000"],
         env=env_vars, stderr=subprocess.PIPE, text=True,
     )
     lines: list[str] = []

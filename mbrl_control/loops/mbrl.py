@@ -122,7 +122,9 @@ def train_mbrl(
         model_overrides, planner_overrides: settings for the model's or the optimiser's
             config, for names that several configs share (``iterations``).
         **overrides: any field of :class:`MBRLConfig`, :class:`MPCConfig`, the
-            optimiser's config or the model's config, by name.
+            optimiser's config or the model's config, by name; the optimiser's and the
+            model's also as ``optimizer.<name>`` and ``model.<name>``, which a name both
+            have needs (``**{"model.iterations": 200}``).
 
     Raises:
         ConfigError: an unknown or invalid setting.
@@ -147,7 +149,7 @@ def train_mbrl(
 
     mpc_config = MPCConfig().replace(optimizer=planner, seed=seed)  # refuses an unknown planner
     loop_over, mpc_over, optimizer_over, model_over = split_overrides(
-        overrides, MBRLConfig, MPCConfig, OPTIMIZERS[planner].Config, REGRESSORS[model].Config
+        overrides, MBRLConfig, MPCConfig, ("optimizer", OPTIMIZERS[planner].Config), ("model", REGRESSORS[model].Config)
     )
     mpc_config = mpc_config.replace(**mpc_over)
     config = MBRLConfig().replace(**loop_over)

@@ -187,16 +187,25 @@ def die_with_parent(parent: int):
 
 
 def parameter_overrides(items: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """``["mpc_planner.horizon=12", "model=gp"]`` → ``{"mpc_planner": {"horizon": 12},
-    "*": {"model": "gp"}}`` (values parsed as JSON where they parse)."""
+    """``["mpc_planner.optimizer.population=128", "seed=3"]`` → ``{"mpc_planner":
+    {"optimizer.population": 128}, "*": {"seed": 3}}``: a leading node name picks the node,
+    the rest is the (dotted) parameter name; values parsed as JSON where they parse."""
     import json
+
+    from mbrl_control.nodes.graph import NODES
 
     result: dict[str, dict[str, Any]] = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--set {item!r}: expected [NODE.]PARAMETER=VALUE")
-        node, _, name = key.rpartition(".")
+        node, _, name = key.partition(".")
+        if node in NODES and not name:
+            raise ValueError(f"--set {item!r}: expected {node}.PARAMETER=VALUE")
+        if node == "*" or node in NODES:
+            node = "" if node == "*" else node
+        else:
+            node, name = "", key
         try:
             value = json.loads(text)
         except json.JSONDecodeError:

@@ -46,7 +46,7 @@ from mbrl_control.nodes.params import ParameterBinding
 class LearnerConfig(Config):
     """Settings of the dynamics learner."""
 
-    model: str = param("ensemble", "Model type (any of models.REGRESSORS).", choices=tuple(REGRESSORS), read_only=True)
+    model: str = param("ensemble", "Model type (any of models.REGRESSORS).", choices=REGRESSORS, read_only=True)
     out_dir: str = param("runs/ros/learner", "Folder of the dataset copy and the model checkpoint.", read_only=True)
     min_transitions: int = param(50, "Transitions needed before the first fit.", low=1)
     retrain_period: float = param(0.0, "Least seconds between fits; 0 = fit after every new episode.", low=0.0, high=1e6)
@@ -61,7 +61,7 @@ class DynamicsLearnerNode(Node):
         self.arm_params, self.arm = bind_arm(self)
         self.params = ParameterBinding(self, LearnerConfig())
         model_config = REGRESSORS[self.params[LearnerConfig].model].Config().replace(**self.arm.MODEL_LAYOUT)
-        self.model_params = ParameterBinding(self, model_config)
+        self.model_params = ParameterBinding(self, model_config, prefix="model")
         self.last_model: DynamicsModel | None = None  # the last good fit, which the next one may continue
         self.out_dir = Path(self.params[LearnerConfig].out_dir)
         self.dataset_path, self.model_path = self.out_dir / "dataset.npz", self.out_dir / "model.pt"

@@ -47,7 +47,7 @@ class MPCPlannerNode(Node):
         super().__init__("mpc_planner", **kwargs)
         self.arm_params, self.arm = bind_arm(self)
         self.params = ParameterBinding(self, MPCConfig(), PlannerNodeConfig(), read_only=("optimizer",))
-        self.optimizer_params = ParameterBinding(self, OPTIMIZERS[self.params[MPCConfig].optimizer].Config())
+        self.optimizer_params = ParameterBinding(self, OPTIMIZERS[self.params[MPCConfig].optimizer].Config(), prefix="optimizer")
         self.rng = np.random.default_rng(self.params[MPCConfig].seed)  # exploration
         self.controller: MPCController | None = None
         self._versions = (-1, -1)

@@ -29,14 +29,15 @@ TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGE
          tuple: ParameterType.PARAMETER_STRING_ARRAY}
 
 
-def descriptor(field: dataclasses.Field, read_only: bool = False) -> ParameterDescriptor:
-    """The ``ParameterDescriptor`` of a config field: type, description, range, read-only."""
+def descriptor(field: dataclasses.Field, read_only: bool = False, name: str = "") -> ParameterDescriptor:
+    """The ``ParameterDescriptor`` of a config field (declared as ``name``, default the
+    field's): type, description, range, read-only."""
     meta, kind = field.metadata, type(field.default)
     text = meta.get("description", "")
     if meta.get("choices"):
         text += f" One of: {', '.join(map(str, meta['choices']))}."
     result = ParameterDescriptor(
-        name=field.name, type=TYPES[kind], description=text,
+        name=name or field.name, type=TYPES[kind], description=text,
         read_only=read_only or bool(meta.get("read_only")),
     )
     low, high = meta.get("low"), meta.get("high")
@@ -59,13 +60,13 @@ def _ros_value(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def _widen_integer_override(node: Node, field: dataclasses.Field) -> None:
+def _widen_integer_override(node: Node, name: str, field: dataclasses.Field) -> None:
     """Read an integer given for a float parameter (``fit_seconds: 0`` in a parameter file,
     ``--set learner.fit_seconds=0``) as that float: ROS would refuse it as the wrong type and
     the node would not start."""
-    given = node._parameter_overrides.get(field.name)
+    given = node._parameter_overrides.get(name)
     if type(field.default) is float and given is not None and given.type_ == Parameter.Type.INTEGER:
-        node._parameter_overrides[field.name] = Parameter(field.name, Parameter.Type.DOUBLE, float(given.value))
+        node._parameter_overrides[name] = Parameter(name, Parameter.Type.DOUBLE, float(given.value))
 
 
 class ParameterBinding:
@@ -77,32 +78,36 @@ class ParameterBinding:
             becomes a parameter of the same name, or only the fields named in a
             ``(config, names)`` pair (a node that needs a few of a component's settings).
             Names must not repeat across configs.
-        read_only: names that may not change while the node runs, besides the fields
-            marked read-only in their config.
+        read_only: names (fields) that may not change while the node runs, besides the
+            fields marked read-only in their config.
+        prefix: the parameters' namespace, for a variant's own config: ``"optimizer"``
+            declares CEM's ``population`` as ``optimizer.population``.
 
     Raises:
         ConfigError: a value given at start-up (parameter file, launch) breaks a rule.
     """
 
     def __init__(
-        self, node: Node, *configs: Config | tuple[Config, Sequence[str]], read_only: Iterable[str] = ()
+        self, node: Node, *configs: Config | tuple[Config, Sequence[str]], read_only: Iterable[str] = (), prefix: str = ""
     ) -> None:
         self.node = node
+        self.prefix = f"{prefix}." if prefix else ""
         self._lock = threading.Lock()
         self._configs: dict[type, Config] = {}
-        self._owner: dict[str, type] = {}
+        self._owner: dict[str, type] = {}  # parameter name -> the config class that owns its field
         read_only = set(read_only)
         for item in configs:
             config, names = item if isinstance(item, tuple) else (item, item.field_names())
             for field in dataclasses.fields(config):
                 if field.name not in names:
                     continue
-                if field.name in self._owner:
-                    raise ValueError(f"parameter {field.name!r} is in both {self._owner[field.name].__name__} and {type(config).__name__}")
-                self._owner[field.name] = type(config)
-                _widen_integer_override(node, field)
-                node.declare_parameter(field.name, _ros_value(getattr(config, field.name)), descriptor(field, field.name in read_only))
-            values = {name: node.get_parameter(name).value for name in names}
+                name = self.prefix + field.name
+                if name in self._owner:
+                    raise ValueError(f"parameter {name!r} is in both {self._owner[name].__name__} and {type(config).__name__}")
+                self._owner[name] = type(config)
+                _widen_integer_override(node, name, field)
+                node.declare_parameter(name, _ros_value(getattr(config, field.name)), descriptor(field, field.name in read_only, name))
+            values = {name: node.get_parameter(self.prefix + name).value for name in names}
             self._configs[type(config)] = config.replace(**values)
         self.version = 0
         node.add_on_set_parameters_callback(self._validate)
@@ -118,7 +123,7 @@ class ParameterBinding:
         for parameter in parameters:
             owner = self._owner.get(parameter.name)
             if owner is not None:
-                changes.setdefault(owner, {})[parameter.name] = parameter.value
+                changes.setdefault(owner, {})[parameter.name[len(self.prefix):]] = parameter.value
         with self._lock:
             return {cls: self._configs[cls].replace(**values) for cls, values in changes.items()}
 

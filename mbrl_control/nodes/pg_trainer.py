@@ -80,13 +80,14 @@ class PolicyTrainerNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("pg_trainer", **kwargs)
         self.arm_params, self.arm = bind_arm(self)
-        self.params = ParameterBinding(self, TrainerConfig(), (PolicyConfig(), POLICY_FIELDS), read_only=POLICY_FIELDS)
+        self.params = ParameterBinding(self, TrainerConfig())
+        self.policy_params = ParameterBinding(self, (PolicyConfig(), POLICY_FIELDS), read_only=POLICY_FIELDS, prefix="policy")
         config = self.params[TrainerConfig]
         self.method = config.method
         if self.method == "dagger":  # the expert: the planner's settings, through the current model
             planner = tuple(name for name in MPCConfig.field_names() if name not in ("seed", "threads"))  # the trainer's serve
             self.mpc_params = ParameterBinding(self, (MPCConfig(), planner), read_only=("optimizer",))
-            self.optimizer_params = ParameterBinding(self, OPTIMIZERS[self.mpc_params[MPCConfig].optimizer].Config())
+            self.optimizer_params = ParameterBinding(self, OPTIMIZERS[self.mpc_params[MPCConfig].optimizer].Config(), prefix="optimizer")
         self.out_dir = Path(config.out_dir)
         self.policy_path, self.labels_path = self.out_dir / "policy.pt", self.out_dir / "labels.npz"
         self.trainer = self._make_trainer()
@@ -113,7 +114,7 @@ class PolicyTrainerNode(Node):
         config = self.params[TrainerConfig]
         cfg = PolicyConfig(n_envs=config.imagined_rollouts, n_steps=config.imagined_horizon,
                            batch_size=min(256, config.imagined_rollouts * config.imagined_horizon)
-                           ).replace(**{name: getattr(self.params[PolicyConfig], name) for name in POLICY_FIELDS})
+                           ).replace(**{name: getattr(self.policy_params[PolicyConfig], name) for name in POLICY_FIELDS})
         task = ArmReach(sim=self.arm_params[SimConfig].replace(joints=self.arm.controller_joints), task=self.arm_params[ReachConfig])
         task.reset(seed=cfg.seed)
         goals = np.array([task.sample_goal() for _ in range(GOAL_POOL)])
