@@ -87,3 +87,15 @@ def test_missing_velocities_read_as_zero():
     position, velocity = joint_state_to_arrays(joint_state(["c", "a", "b"], [3.0, 1.0, 2.0]), ["a", "b", "c"])
     np.testing.assert_array_equal(position, [1.0, 2.0, 3.0])
     np.testing.assert_array_equal(velocity, [0.0, 0.0, 0.0])
+
+
+def test_throttled_messages_of_every_severity_share_one_logger():
+    """rclpy refuses a second severity from one call site: a node's throttled info, warning
+    and error messages (waiting, a refused state, a failed controller) must all get out."""
+    from rclpy.logging import get_logger
+
+    from mbrl_control.nodes.common import Throttle
+
+    logger = get_logger("throttle_test")
+    for log in (logger.info, logger.warning, logger.error, logger.info):
+        Throttle(0.0)(log, "a message")

@@ -212,7 +212,15 @@ class Throttle:
         self.count += 1
         now = time.monotonic()
         if now - self._last >= self.period:
-            log(f"{message} ({self.count} so far)")
+            text, level = f"{message} ({self.count} so far)", getattr(log, "__name__", "")
+            # rclpy fixes a log call site's severity at its first call and raises on another,
+            # so each severity logs from a line of its own (throttles of a node share these)
+            if level == "error":
+                log(text)
+            elif level.startswith("warn"):
+                log(text)
+            else:
+                log(text)
             self._last = now
 
 
