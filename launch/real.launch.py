@@ -59,7 +59,12 @@ def _nodes(context):
             calibration = str(calibration_for(load_description(urdf, arm["ee_link"])).save(folder / "calibration.json"))
         if not calibration:
             raise RuntimeError("driver:=feetech needs calibration:=FILE (LeRobot's, or mbrl-control calibrate's)")
-        bus = {"calibration": calibration, **({"port": value("port")} if value("port") else {})}
+        port = value("port")
+        if driver == "emulated" and not port:  # the driver opens where the emulated arm links its bus
+            from mbrl_control.nodes.emulated_arm import EmulatedArmConfig
+
+            port = EmulatedArmConfig().port
+        bus = {"calibration": calibration, **({"port": port} if port else {})}
         chosen["servo_driver"] = chosen["emulated_arm"] = bus
     nodes = _state_publisher(value("state_publisher"), urdf, value("namespace"), remap["joint_states"])
     for spec in graph.specs():
