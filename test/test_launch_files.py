@@ -4,7 +4,6 @@ process cleanly. Skips, naming the missing module, where launch_pytest or the pa
 install (``colcon build``: the nodes' executables in the ament index) is absent."""
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -40,6 +39,8 @@ from rclpy.parameter_client import AsyncParameterClient  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
+from rosutil import wait_for  # noqa: E402
+
 LAUNCH = Path(__file__).resolve().parent.parent / "launch"
 SIM_NODES = {"sim_node", "data_collector", "dynamics_learner", "mpc_planner"}
 exits: dict[str, int] = {}  # process name -> exit code, of the launch running now
@@ -69,14 +70,6 @@ def sim_launch(workdir):
     return _launch("sim.launch.py", {"model": "ensemble"}, workdir)
 
 
-def _wait(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
-
-
 @launch_pytest.fixture
 def emulated_launch(workdir):
     return _launch("real.launch.py", {"driver": "emulated", "model": "ensemble"}, workdir)
@@ -99,7 +92,7 @@ def _runs_and_takes_a_parameter(nodes: set[str]) -> None:
     node.create_subscription(Float64MultiArray, "/arm_controller/commands", count("commands"), 10)
 
     def spin_until(condition, timeout, what):
-        _wait(lambda: executor.spin_once(timeout_sec=0.05) or condition(), timeout, what)
+        wait_for(lambda: executor.spin_once(timeout_sec=0.05) or condition(), timeout, what)
 
     try:
         spin_until(lambda: nodes <= set(node.get_node_names()), 60, f"the nodes {sorted(nodes)}")
