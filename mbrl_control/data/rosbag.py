@@ -123,12 +123,15 @@ def messages(path: str | Path, topics: Topics) -> Iterator[tuple[str, int, objec
                 connections = [c for c in reader.connections if c.topic in wanted]
                 if not connections:  # rosbags reads every topic for an empty filter
                     continue
-                for connection, stamp, raw in reader.messages(connections=connections):
-                    store = reader.typestore if connection.msgtype in reader.typestore.fielddefs else standard
-                    if connection.msgtype not in store.fielddefs:
+                stores = {}  # topic -> the type store that reads it: the bag's definitions, else the standard ones
+                for connection in connections:
+                    known = [s for s in (reader.typestore, standard) if connection.msgtype in s.fielddefs]
+                    if not known:
                         raise BagError(f"{bag}: {connection.topic} is {connection.msgtype}, whose definition is neither "
                                        "stored in the bag nor one of ROS 2's standard types")
-                    yield connection.topic, stamp, _deserialize(store, raw, connection.msgtype)
+                    stores[connection.topic] = known[0]
+                for connection, stamp, raw in reader.messages(connections=connections):
+                    yield connection.topic, stamp, _deserialize(stores[connection.topic], raw, connection.msgtype)
         except BagError:
             raise
         except Exception as err:  # rosbags raises several types for damaged bags

@@ -200,15 +200,13 @@ def parameter_overrides(items: Iterable[str]) -> dict[str, dict[str, Any]]:
         if not sep or not key:
             raise ValueError(f"--set {item!r}: expected [NODE.]PARAMETER=VALUE")
         node, _, name = key.partition(".")
-        if node in NODES and not name:
+        if node != "*" and node not in NODES:  # no node named: every node's parameter
+            node, name = "*", key
+        if not name:
             raise ValueError(f"--set {item!r}: expected {node}.PARAMETER=VALUE")
-        if node == "*" or node in NODES:
-            node = "" if node == "*" else node
-        else:
-            node, name = "", key
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
             value = text
-        result.setdefault(node or "*", {})[name] = value
+        result.setdefault(node, {})[name] = value
     return result
