@@ -42,6 +42,7 @@ setup(
             "policy_controller = mbrl_control.nodes.policy_controller:main",
             "servo_driver = mbrl_control.nodes.servo_driver:main",
             "emulated_arm = mbrl_control.nodes.emulated_arm:main",
+            "episode_monitor = mbrl_control.nodes.monitor:main",
         ],
     },
 )

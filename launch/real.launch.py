@@ -1,7 +1,8 @@
 """A real arm: its driver publishes /joint_states and executes /arm_controller/commands;
 this adds robot_state_publisher with the URDF, the data collector, the dynamics learner
 and the MPC planner (the graphs ``real``, ``real_feetech`` and ``emulated`` of
-mbrl_control/nodes/graph.py).
+mbrl_control/nodes/graph.py), and the episode monitor, which logs each episode (a target
+change on /mbrl/target ends one).
 
 The driver is ``driver:=none`` (default: ros2_control's, a forward_command_controller with
 the position interface, already running), ``driver:=feetech`` (servo_driver on a Feetech
@@ -29,7 +30,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from mbrl_control.models import REGRESSORS
-from mbrl_control.nodes.graph import GRAPHS
+from mbrl_control.nodes.graph import GRAPHS, MONITOR, namespace_remappings
 
 
 GRAPH_OF_DRIVER = {"none": "real", "feetech": "real_feetech", "emulated": "emulated"}
@@ -67,8 +68,8 @@ def _nodes(context):
         bus = {"calibration": calibration, **({"port": port} if port else {})}
         chosen["servo_driver"] = chosen["emulated_arm"] = bus
     nodes = _state_publisher(value("state_publisher"), urdf, value("namespace"), remap["joint_states"])
-    for spec in graph.specs():
-        remappings = dict(remap)
+    for spec in (*graph.specs(), MONITOR):
+        remappings = {**remap, **dict(namespace_remappings(value("namespace")))}
         if spec.name == "mpc_planner":
             remappings["arm_controller/commands"] = planner_commands
         nodes.append(Node(

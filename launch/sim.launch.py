@@ -1,6 +1,8 @@
 """The simulated arm learning to reach: MuJoCo sim, data collector, dynamics learner and
 MPC planner (the graph ``sim`` of mbrl_control/nodes/graph.py; `mbrl-control bringup sim`
-runs the same nodes without launch).
+runs the same nodes without launch), and the episode monitor, which logs each episode's
+final distance and the recent success rate. With a namespace, /clock and /diagnostics move
+into it too: two simulated arms can share a domain.
 
     ros2 launch mbrl_control sim.launch.py
     ros2 launch mbrl_control sim.launch.py model:=gp optimizer:=mppi namespace:=arm1
@@ -16,7 +18,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from mbrl_control.models import REGRESSORS
-from mbrl_control.nodes.graph import GRAPHS
+from mbrl_control.nodes.graph import GRAPHS, MONITOR, namespace_remappings
 from mbrl_control.planning import OPTIMIZERS
 
 
@@ -32,8 +34,9 @@ def _nodes(context):
         Node(
             package="mbrl_control", executable=spec.executable, name=spec.name, namespace=namespace, output="screen",
             parameters=[params, {"use_sim_time": graph.use_sim_time, **chosen.get(spec.name, {})}],
+            remappings=namespace_remappings(namespace),
         )
-        for spec in graph.specs()
+        for spec in (*graph.specs(), MONITOR)
     ]
 
 

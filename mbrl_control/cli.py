@@ -183,11 +183,8 @@ def bringup(args: argparse.Namespace) -> int:
     monitor = None
 
     def show(record) -> None:
-        loop = monitor.diagnostics.get("mpc_planner: control loop") or monitor.diagnostics.get("policy_controller: control loop", {})
-        rate = f"  {loop.get('mode', '')} {loop['message']}, tick p95 {float(loop['tick_ms_p95']):.0f} ms" if loop else ""
-        model = f", model of {loop['model_transitions']} transitions" if loop.get("model_transitions", "0") != "0" else ""
-        print(f"episode {record.index:3d}  final distance {record.final_distance:.3f} m  closest {record.min_distance:.3f} m  "
-              f"success {record.final_distance < 0.02}{rate}{model}", flush=True)
+        print(monitor.describe(record), flush=True)
+        loop = monitor.control_loop()
         rows.append({"episode": record.index, "start_distance": record.start_distance, "final_distance": record.final_distance,
                      "min_distance": record.min_distance, "tick_ms_p95": loop.get("tick_ms_p95", ""),
                      "model_transitions": loop.get("model_transitions", "")})
@@ -195,10 +192,10 @@ def bringup(args: argparse.Namespace) -> int:
     print(f"bringup {graph_name}: {', '.join(graph.nodes)}; {args.model} model; "
           f"{'until Ctrl-C' if not args.episodes else f'{args.episodes} episodes'}; results in {out}/", flush=True)
     try:
-        with RunningGraph(graph, overrides, params_file=args.params, processes=not args.in_process) as running:
+        with RunningGraph(graph, overrides, params_file=args.params, processes=not args.in_process, namespace=args.namespace) as running:
             from mbrl_control.nodes.monitor import EpisodeMonitor
 
-            monitor = EpisodeMonitor(show, context=running.context, parameter_overrides=[])
+            monitor = EpisodeMonitor(show, **running.node_kwargs("episode_monitor"))
             running.spin(monitor)
             try:
                 while not running.errors and (not args.episodes or len(monitor.episodes) < args.episodes):
@@ -466,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a parameter, e.g. --set mpc_planner.horizon=12 --set sim_node.real_time_factor=2")
     p.add_argument("--out", default="runs/bringup", help="data, model, episodes.csv and learning_curve.png (default: %(default)s)")
     p.add_argument("--in-process", action="store_true", help="all nodes in this process (default: one child process per node)")
+    p.add_argument("--namespace", default="", help="namespace of every node and topic, /clock and /diagnostics included (e.g. arm1)")
     p.add_argument("--driver", default="none", choices=("none", "feetech"),
                    help="real: the arm's driver (none: a ros2_control driver already runs; feetech: servo_driver on a Feetech bus)")
     p.add_argument("--port", default="", help="feetech: the bus adapter's serial port (default: servo_driver's /dev/ttyACM0)")

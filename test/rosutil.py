@@ -1,7 +1,9 @@
 """What the ROS tests share: a stand-in for an arm's driver and task, waiting, and
 setting parameters through the parameter service."""
 
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 from geometry_msgs.msg import PointStamped
@@ -51,3 +53,30 @@ def set_parameters(node, target: str, **values):
     future = client.set_parameters([Parameter(k, value=v) for k, v in values.items()])
     wait_for(future.done, 10, "the parameter service")
     return future.result().results
+
+
+def stand_in_ros2(folder: Path, script: str, monkeypatch) -> None:
+    """A `ros2` executable running ``script`` (bash), first on PATH, and a ros2bag module."""
+    (folder / "ros2bag").mkdir(parents=True)
+    (folder / "ros2bag" / "__init__.py").write_text("")
+    ros2 = folder / "ros2"
+    ros2.write_text(f"#!/bin/bash\n{script}\n")
+    ros2.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.syspath_prepend(str(folder))
+
+
+def stand_in_packages(monkeypatch, prefix: Path, *names: str, executables: dict[str, str] | None = None) -> None:
+    """An ament prefix where packages ``names`` are installed, ahead of the environment's;
+    ``executables`` maps ``package/executable`` to the script (with its #! line) to run."""
+    index = prefix / "share" / "ament_index" / "resource_index" / "packages"
+    index.mkdir(parents=True)
+    for name in names:
+        (index / name).write_text("")
+        (prefix / "share" / name).mkdir()
+    for path, script in (executables or {}).items():
+        executable = prefix / "lib" / path
+        executable.parent.mkdir(parents=True, exist_ok=True)
+        executable.write_text(script)
+        executable.chmod(0o755)
+    monkeypatch.setenv("AMENT_PREFIX_PATH", os.pathsep.join(filter(None, [str(prefix), os.environ.get("AMENT_PREFIX_PATH")])))

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mbrl_control.nodes.graph import GRAPHS, NODES, RECORD_TOPICS
+from mbrl_control.nodes.graph import GRAPHS, MONITOR, NODES, RECORD_TOPICS
+from rosutil import stand_in_packages, stand_in_ros2
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH = ROOT / "launch"
@@ -116,7 +117,7 @@ def _node_actions(description, arguments: dict[str, str]):
 def test_launch_file_nodes_match_the_graph(ros_launch, name, arguments, graph):
     nodes = _node_actions(_load(name), arguments)
     executables = [n.node_executable for n in nodes if n.node_package == "mbrl_control"]
-    assert executables == [spec.executable for spec in GRAPHS[graph].specs()]
+    assert executables == [spec.executable for spec in (*GRAPHS[graph].specs(), MONITOR)]
     if "driver" in arguments:  # the bus settings reach the driver (and the emulated bus)
         import launch
 
@@ -159,17 +160,6 @@ def _run_launch(name: str, arguments: dict[str, str]) -> int:
     return service.run()
 
 
-def _fake_ros2(folder: Path, script: str, monkeypatch) -> None:
-    """A `ros2` executable running ``script`` (bash), first on PATH, and a ros2bag module."""
-    (folder / "ros2bag").mkdir(parents=True)
-    (folder / "ros2bag" / "__init__.py").write_text("")
-    ros2 = folder / "ros2"
-    ros2.write_text(f"#!/bin/bash\n{script}\n")
-    ros2.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.syspath_prepend(str(folder))
-
-
 def test_record_launch_fails_where_ros2_bag_is_missing(ros_launch, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("PATH", str(tmp_path))  # no ros2 anywhere
     assert _run_launch("record.launch.py", {"bag": str(tmp_path / "bag")}) != 0
@@ -177,26 +167,16 @@ def test_record_launch_fails_where_ros2_bag_is_missing(ros_launch, tmp_path, mon
 
 
 def test_record_launch_fails_where_the_recorder_dies_without_a_bag(ros_launch, tmp_path, monkeypatch, caplog):
-    _fake_ros2(tmp_path / "bin", "echo 'no storage plugin mcap' >&2; exit 3", monkeypatch)
+    stand_in_ros2(tmp_path / "bin", "echo 'no storage plugin mcap' >&2; exit 3", monkeypatch)
     assert _run_launch("record.launch.py", {"bag": str(tmp_path / "bag")}) != 0
     assert "exited with code 3 and wrote no bag" in caplog.text
 
 
 def test_record_launch_succeeds_where_the_recorder_writes_its_bag(ros_launch, tmp_path, monkeypatch):
     # the recorder's last argument is a topic; --output's value is the bag folder
-    _fake_ros2(tmp_path / "bin", 'while [ "$1" != --output ]; do shift; done; mkdir -p "$2"; touch "$2/metadata.yaml"', monkeypatch)
+    stand_in_ros2(tmp_path / "bin", 'while [ "$1" != --output ]; do shift; done; mkdir -p "$2"; touch "$2/metadata.yaml"', monkeypatch)
     assert _run_launch("record.launch.py", {"bag": str(tmp_path / "bag")}) == 0
     assert (tmp_path / "bag" / "metadata.yaml").is_file()
-
-
-def _installed_packages(monkeypatch, tmp_path, *names: str) -> None:
-    """An ament prefix where ``names`` are installed, ahead of the environment's."""
-    index = tmp_path / "prefix" / "share" / "ament_index" / "resource_index" / "packages"
-    index.mkdir(parents=True)
-    for name in names:
-        (index / name).write_text("")
-        (tmp_path / "prefix" / "share" / name).mkdir()
-    monkeypatch.setenv("AMENT_PREFIX_PATH", os.pathsep.join(filter(None, [str(tmp_path / "prefix"), os.environ.get("AMENT_PREFIX_PATH")])))
 
 
 def _state_publishers(arguments: dict[str, str]) -> int:
@@ -215,7 +195,7 @@ def test_real_launch_starts_robot_state_publisher_only_where_installed_and_wante
     assert _state_publishers({"state_publisher": "false"}) == 0
     with pytest.raises(RuntimeError, match="robot_state_publisher is not installed"):
         _state_publishers({"state_publisher": "true"})
-    _installed_packages(monkeypatch, tmp_path, "robot_state_publisher")
+    stand_in_packages(monkeypatch, tmp_path / "prefix", "robot_state_publisher")
     assert _state_publishers({}) == 1 and _state_publishers({"state_publisher": "true"}) == 1
     assert _state_publishers({"state_publisher": "false"}) == 0  # the arm's own bringup runs one
 

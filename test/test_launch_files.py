@@ -1,9 +1,11 @@
 """The launch files run under ROS 2's own launch, with launch_pytest: each starts its nodes,
 they publish and take a parameter change, and a Ctrl-C (launch's SIGINT) ends every
-process cleanly. Skips, naming the missing module, where launch_pytest or the package's
+process cleanly. description.launch.py and record.launch.py run stand-ins of what is not
+Python (robot_state_publisher, `ros2 bag record`) that keep those programs' interfaces. Skips, naming the missing module, where launch_pytest or the package's
 install (``colcon build``: the nodes' executables in the ament index) is absent."""
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,14 +37,17 @@ except PackageNotFoundError:
 
 import rclpy  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
+from rcl_interfaces.msg import Log  # noqa: E402
 from rclpy.parameter_client import AsyncParameterClient  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
-from rosutil import wait_for  # noqa: E402
+from rosutil import stand_in_packages, stand_in_ros2, wait_for  # noqa: E402
+from mbrl_control.nodes.graph import RECORD_TOPICS  # noqa: E402
+from mbrl_control.resources import default_urdf  # noqa: E402
 
 LAUNCH = Path(__file__).resolve().parent.parent / "launch"
-SIM_NODES = {"sim_node", "data_collector", "dynamics_learner", "mpc_planner"}
+SIM_NODES = {"sim_node", "data_collector", "dynamics_learner", "mpc_planner", "episode_monitor"}
 exits: dict[str, int] = {}  # process name -> exit code, of the launch running now
 
 
@@ -67,7 +72,7 @@ def workdir(tmp_path):
 
 @launch_pytest.fixture
 def sim_launch(workdir):
-    return _launch("sim.launch.py", {"model": "ensemble"}, workdir)
+    return _launch("sim.launch.py", {"model": "ensemble", "namespace": "arm1"}, workdir)
 
 
 @launch_pytest.fixture
@@ -75,29 +80,37 @@ def emulated_launch(workdir):
     return _launch("real.launch.py", {"driver": "emulated", "model": "ensemble"}, workdir)
 
 
-def _runs_and_takes_a_parameter(nodes: set[str]) -> None:
-    """``nodes`` come up, joint states and commands flow, the planner takes a horizon and
-    refuses a bad one with a reason."""
+def _runs_and_takes_a_parameter(nodes: set[str], namespace: str = "") -> None:
+    """``nodes`` come up in ``namespace``, joint states and commands flow, the planner takes
+    a horizon and refuses a bad one with a reason, the monitor logs an episode; a namespaced
+    graph keeps /clock and /diagnostics to itself."""
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node("launch_test", context=context)
     executor = rclpy.executors.SingleThreadedExecutor(context=context)
     executor.add_node(node)
     seen = {"joint_states": 0, "commands": 0}
+    logged: list[str] = []
 
     def count(name):
         return lambda _: seen.__setitem__(name, seen[name] + 1)
 
-    node.create_subscription(JointState, "/joint_states", count("joint_states"), 10)
-    node.create_subscription(Float64MultiArray, "/arm_controller/commands", count("commands"), 10)
+    prefix = f"/{namespace}" if namespace else ""
+    node.create_subscription(JointState, f"{prefix}/joint_states", count("joint_states"), 10)
+    node.create_subscription(Float64MultiArray, f"{prefix}/arm_controller/commands", count("commands"), 10)
+    node.create_subscription(Log, "/rosout", lambda m: logged.append(m.msg) if m.name.endswith("episode_monitor") else None, 100)
 
     def spin_until(condition, timeout, what):
         wait_for(lambda: executor.spin_once(timeout_sec=0.05) or condition(), timeout, what)
 
     try:
-        spin_until(lambda: nodes <= set(node.get_node_names()), 60, f"the nodes {sorted(nodes)}")
+        spin_until(lambda: {(name, prefix or "/") for name in nodes} <= set(node.get_node_names_and_namespaces()), 60,
+                   f"the nodes {sorted(nodes)} in {prefix or '/'}")
         spin_until(lambda: seen["joint_states"] > 20 and seen["commands"] > 20, 60, "joint states and commands")
-        client = AsyncParameterClient(node, "mpc_planner")
+        if namespace:
+            assert node.count_publishers("/clock") == node.count_publishers("/diagnostics") == 0
+            assert node.count_publishers(f"{prefix}/clock") == 1
+        client = AsyncParameterClient(node, f"{prefix}/mpc_planner")
         assert client.wait_for_services(timeout_sec=10.0)
         for value, accepted in ((12, True), (0, False)):
             future = client.set_parameters([Parameter("horizon", value=value)])
@@ -105,6 +118,7 @@ def _runs_and_takes_a_parameter(nodes: set[str]) -> None:
             (result,) = future.result().results
             assert result.successful is accepted, (value, result.reason)
             assert accepted or "horizon" in result.reason
+        spin_until(lambda: any("final distance" in line for line in logged), 60, "the monitor's line on an episode")
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)
@@ -119,14 +133,89 @@ def _stopped_cleanly(nodes: set[str]) -> None:
 
 @pytest.mark.launch(fixture=sim_launch)
 def test_sim_launch_runs_the_graph_takes_a_parameter_and_stops_cleanly():
-    _runs_and_takes_a_parameter(SIM_NODES)
+    _runs_and_takes_a_parameter(SIM_NODES, namespace="arm1")
     yield
     _stopped_cleanly(SIM_NODES)
 
 
 @pytest.mark.launch(fixture=emulated_launch)
 def test_real_launch_on_the_emulated_bus_runs_takes_a_parameter_and_stops_cleanly():
-    nodes = {"emulated_arm", "servo_driver", "data_collector", "dynamics_learner", "mpc_planner"}
+    nodes = {"emulated_arm", "servo_driver", "data_collector", "dynamics_learner", "mpc_planner", "episode_monitor"}
     _runs_and_takes_a_parameter(nodes)
     yield
     _stopped_cleanly(nodes)
+
+
+# robot_state_publisher's side of what description.launch.py wires (it is C++, not on PyPI):
+# its parameters, and robot_description published latched, as the real one does
+STATE_PUBLISHER = f"""#!{sys.executable}
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from std_msgs.msg import String
+
+rclpy.init()
+node = Node("robot_state_publisher", automatically_declare_parameters_from_overrides=True)
+latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+node.create_publisher(String, "robot_description", latched).publish(String(data=node.get_parameter("robot_description").value))
+try:
+    rclpy.spin(node)
+except (KeyboardInterrupt, ExternalShutdownException):
+    pass
+"""
+
+# `ros2 bag record`'s side of record.launch.py: its arguments booked next to the bag; on
+# SIGINT (Ctrl-C) the bag is closed (metadata.yaml written) and it exits 0
+RECORDER = """args="$*"; while [ "$1" != --output ]; do shift; done; out="$2"; echo "$args" > "$out.args"
+trap 'mkdir -p "$out"; touch "$out/metadata.yaml"; exit 0' INT TERM
+while true; do sleep 0.1; done"""
+
+
+@launch_pytest.fixture
+def description_launch(workdir, monkeypatch):
+    stand_in_packages(monkeypatch, workdir / "prefix", "robot_state_publisher",
+                      executables={"robot_state_publisher/robot_state_publisher": STATE_PUBLISHER})
+    return _launch("description.launch.py", {"use_sim_time": "true"}, workdir)
+
+
+@pytest.mark.launch(fixture=description_launch)
+def test_description_launch_publishes_the_urdf_and_stops_cleanly():
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    from std_msgs.msg import String
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("launch_test", context=context)
+    executor = rclpy.executors.SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    descriptions: list[str] = []
+    node.create_subscription(String, "/robot_description", lambda m: descriptions.append(m.data),
+                             QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    try:
+        wait_for(lambda: executor.spin_once(timeout_sec=0.05) or descriptions, 30, "/robot_description")
+        assert descriptions[0] == default_urdf().read_text()
+        future = AsyncParameterClient(node, "robot_state_publisher").get_parameters(["use_sim_time"])
+        wait_for(lambda: executor.spin_once(timeout_sec=0.05) or future.done(), 10, "the parameter service")
+        assert future.result().values[0].bool_value is True
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+    yield
+    _stopped_cleanly({"robot_state_publisher"})
+
+
+@launch_pytest.fixture
+def record_launch(workdir, monkeypatch):
+    stand_in_ros2(workdir / "bin", RECORDER, monkeypatch)
+    return _launch("record.launch.py", {"bag": str(workdir / "bag")}, workdir)
+
+
+@pytest.mark.launch(fixture=record_launch)
+def test_record_launch_records_what_fitting_needs_and_keeps_the_bag_on_ctrl_c(workdir):
+    arguments = workdir / "bag.args"
+    wait_for(arguments.exists, 30, "the recorder")
+    assert arguments.read_text().split() == ["bag", "record", "--storage", "mcap", "--output", str(workdir / "bag"), *RECORD_TOPICS]
+    yield
+    assert (workdir / "bag" / "metadata.yaml").is_file()
+    _stopped_cleanly({"ros2_bag_record"})

@@ -333,3 +333,71 @@ def test_the_graphs_transitions_are_the_simulators_own_ticks(tmp_path):
         action_ok = np.allclose(data.act[i], (truth[k + 1][0] - truth[k][0]) / step_size, atol=1e-6)
         match.append(state_ok and next_ok and action_ok)
     assert np.mean(match) >= 0.95, f"{np.mean(match):.0%} of {len(match)} transitions are the simulator's own ticks"
+
+
+def test_two_namespaced_sims_in_one_domain_keep_their_own_clocks_and_reports(tmp_path):
+    """arm1 and arm2 in one domain: /arm1/clock and /arm2/clock tick apart (arm2 at four
+    times arm1's speed), /diagnostics stays empty, and each arm's monitor books its own
+    episodes with the arm's namespaced diagnostics."""
+    from rclpy.context import Context
+    from rosgraph_msgs.msg import Clock
+
+    from mbrl_control.nodes.monitor import EpisodeMonitor
+
+    context = Context()
+    rclpy.init(context=context)
+    graph = Graph(("sim_node",), "sim.yaml", True)
+    fast = {"sim_node": {"episode_length": 10, "real_time_factor": 4.0}}
+    slow = {"sim_node": {"episode_length": 10, "real_time_factor": 1.0}}
+    try:
+        with RunningGraph(graph, slow, context=context, namespace="arm1") as arm1, \
+                RunningGraph(graph, fast, context=context, namespace="/arm2") as arm2:
+            monitors = [EpisodeMonitor(**running.node_kwargs("episode_monitor")) for running in (arm1, arm2)]
+            for running, monitor in zip((arm1, arm2), monitors):
+                running.spin(monitor)
+            probe = rclpy.create_node("probe", context=context)
+            clocks: dict[str, list[float]] = {"/arm1/clock": [], "/arm2/clock": [], "/clock": []}
+            for topic, stamps in clocks.items():
+                probe.create_subscription(Clock, topic, lambda m, s=stamps: s.append(m.clock.sec + m.clock.nanosec * 1e-9), 10)
+            arm1.spin(probe)
+            wait_for(lambda: all(len(m.episodes) >= 2 for m in monitors), 60, "two episodes of each arm")
+            assert probe.count_publishers("/clock") == 0 and not clocks["/clock"]
+            assert probe.count_publishers("/diagnostics") == 0
+            assert probe.count_publishers("/arm1/diagnostics") == probe.count_publishers("/arm2/diagnostics") == 1
+            assert clocks["/arm2/clock"][-1] > 2 * clocks["/arm1/clock"][-1], (clocks["/arm1/clock"][-1], clocks["/arm2/clock"][-1])
+            assert {("sim_node", "/arm1"), ("sim_node", "/arm2")} <= set(probe.get_node_names_and_namespaces())
+            for monitor in monitors:  # each monitor follows its own arm's clock and reports
+                assert monitor.sim_episodes and all(e.seconds == pytest.approx(0.5, abs=0.11) for e in monitor.episodes[1:])
+            for node in (*monitors, probe):
+                node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
+def test_the_monitor_describes_each_episode_with_the_recent_success_rate():
+    from geometry_msgs.msg import PointStamped
+    from sensor_msgs.msg import JointState
+
+    from mbrl_control.nodes.monitor import EpisodeMonitor
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    lines: list[str] = []
+    try:
+        monitor = EpisodeMonitor(lambda record: lines.append(monitor.describe(record)), context=context,
+                                 parameter_overrides=[rclpy.parameter.Parameter("window", value=2)])
+        q = np.zeros(5)
+        reached = monitor.arm.kinematics(q)
+        for target in (reached, reached + 0.1, reached + 0.2, reached):  # a success, a miss, a miss
+            point = PointStamped()
+            point.point.x, point.point.y, point.point.z = map(float, target)
+            monitor.on_target(point)
+            state = JointState()
+            state.name, state.position = list(monitor.arm.joint_names), q.tolist()
+            monitor.on_joint_state(state)
+        assert [e.final_distance < 0.02 for e in monitor.episodes] == [True, False, False]
+        assert "success True (100% of the last 1)" in lines[0]
+        assert "success False (50% of the last 2)" in lines[1] and "success False (0% of the last 2)" in lines[2]
+        monitor.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)

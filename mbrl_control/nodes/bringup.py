@@ -28,7 +28,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from mbrl_control.nodes.graph import GRAPHS, Graph, NodeSpec
+from mbrl_control.nodes.graph import GRAPHS, Graph, NodeSpec, namespace_remappings
 
 
 class RunningGraph:
@@ -42,6 +42,9 @@ class RunningGraph:
         context: the rclpy context of in-process nodes and of nodes given to :meth:`spin`
             (a new one, initialised and shut down here, when None).
         processes: one child process per node instead of threads of this process.
+        namespace: the namespace of every node (and of ``/clock`` and ``/diagnostics``:
+            :func:`~mbrl_control.nodes.graph.namespace_remappings`), as launch's
+            ``namespace:=``.
 
     Use as a context manager; leaving it shuts everything down. ``errors`` collects what
     stopped a node (an exception in a callback, a child process that exited).
@@ -54,6 +57,7 @@ class RunningGraph:
         params_file: str | None = None,
         context: Context | None = None,
         processes: bool = False,
+        namespace: str = "",
     ) -> None:
         self.graph = GRAPHS[graph] if isinstance(graph, str) else graph
         self.overrides = overrides or {}
@@ -65,6 +69,7 @@ class RunningGraph:
         self._threads: list[threading.Thread] = []
         self.errors: list[BaseException] = []
         self.processes = processes
+        self.namespace = namespace.strip("/")
         self.children: dict[str, subprocess.Popen] = {}
         self._overrides_file: str | None = None
 
@@ -72,10 +77,16 @@ class RunningGraph:
         """Parameter overrides of node ``name``."""
         return {"use_sim_time": self.graph.use_sim_time, **self.overrides.get("*", {}), **self.overrides.get(name, {})}
 
+    def ros_args(self) -> list[str]:
+        """The remappings every node of the graph gets: its namespace's clock and reports."""
+        return [arg for old, new in namespace_remappings(self.namespace) for arg in ("-r", f"{old}:={new}")]
+
     def node_kwargs(self, name: str) -> dict[str, Any]:
+        """What an in-process node of the graph is constructed with (also the monitor's)."""
         return {
             "context": self.context,
-            "cli_args": ["--ros-args", "--params-file", self.params_file],
+            "namespace": self.namespace,
+            "cli_args": ["--ros-args", "--params-file", self.params_file, *self.ros_args()],
             "parameter_overrides": [Parameter(k, value=v) for k, v in self.values(name).items()],
         }
 
@@ -84,7 +95,9 @@ class RunningGraph:
         file, then a file of the overrides (a later file wins, as in a launch file; ``-p``
         would lose to the node's own section of the first)."""
         module = spec.target.partition(":")[0]
-        return [sys.executable, "-m", module, "--ros-args", "--params-file", self.params_file, "--params-file", overrides_file]
+        namespace = ["-r", f"__ns:=/{self.namespace}"] if self.namespace else []
+        return [sys.executable, "-m", module, "--ros-args", "--params-file", self.params_file, "--params-file", overrides_file,
+                *namespace, *self.ros_args()]
 
     def write_overrides(self) -> str:
         """A parameter file with every node's overrides; removed on exit."""
@@ -92,7 +105,7 @@ class RunningGraph:
 
         import yaml
 
-        sections = {spec.name: {"ros__parameters": {k: list(v) if isinstance(v, tuple) else v for k, v in self.values(spec.name).items()}}
+        sections = {f"/**/{spec.name}": {"ros__parameters": {k: list(v) if isinstance(v, tuple) else v for k, v in self.values(spec.name).items()}}
                     for spec in self.graph.specs()}
         fd, path = tempfile.mkstemp(prefix="mbrl_control_overrides_", suffix=".yaml")
         with os.fdopen(fd, "w") as f:

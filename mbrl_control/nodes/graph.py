@@ -37,7 +37,11 @@ NODES = {spec.name: spec for spec in (
     NodeSpec("policy_controller", "mbrl_control.nodes.policy_controller:PolicyControllerNode"),
     NodeSpec("servo_driver", "mbrl_control.nodes.servo_driver:ServoDriverNode"),
     NodeSpec("emulated_arm", "mbrl_control.nodes.emulated_arm:EmulatedArmNode"),
+    NodeSpec("episode_monitor", "mbrl_control.nodes.monitor:EpisodeMonitor"),
 )}
+# the node the launch files add to every graph, to log each episode (`mbrl-control bringup`
+# runs its own, which also plots them)
+MONITOR = NODES["episode_monitor"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,19 @@ GRAPHS = {
     # until its first version, and improves as data and models arrive
     "sim_pg": Graph(("sim_node", "data_collector", "dynamics_learner", "pg_trainer", "policy_controller"), "sim.yaml", True),
 }
+
+# Topics ROS 2 keeps absolute (a node's namespace leaves them alone): a namespaced graph
+# moves them into its namespace, so that two simulated arms in one domain keep their own
+# clocks and reports (see namespace_remappings).
+ABSOLUTE_TOPICS = ("/clock", "/diagnostics")
+
+
+def namespace_remappings(namespace: str) -> list[tuple[str, str]]:
+    """``[("/clock", "/arm1/clock"), ("/diagnostics", "/arm1/diagnostics")]`` for namespace
+    ``arm1``: remappings for every node of a graph in ``namespace``; none without one."""
+    namespace = namespace.strip("/")
+    return [(topic, f"/{namespace}{topic}") for topic in ABSOLUTE_TOPICS] if namespace else []
+
 
 # what offline fitting needs, for `ros2 bag record` (launch/record.launch.py)
 RECORD_TOPICS = ("/joint_states", "/arm_controller/commands", "/mbrl/target")
