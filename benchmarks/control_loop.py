@@ -135,7 +135,7 @@ def main() -> None:
     env = ArmReach()
     explore(env, episodes=20, seed=1).save(work / "learner" / "dataset.npz")  # the learner fits on it from the start
     env.close()
-    fitting = {"out_dir": str(work / "learner"), "model": "ensemble", "min_transitions": 10, "fit_seconds": 0.0,
+    fitting = {"out_dir": str(work / "learner"), "model.type": "ensemble", "min_transitions": 10, "fit_seconds": 0.0,
                "model.max_epochs": 100000, "model.max_steps": 1000000, "model.patience": 10000}
 
     rows = [

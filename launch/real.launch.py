@@ -46,7 +46,7 @@ def _nodes(context):
     commands = value("commands")
     planner_commands = commands + "_dry_run" if value("dry_run").lower() == "true" else commands
     remap = {"joint_states": value("joint_states"), "arm_controller/commands": commands}
-    chosen = {"dynamics_learner": {"model": value("model")}}
+    chosen = {"dynamics_learner": {"model.type": value("model")}}
     arm = {"urdf": urdf, "ee_link": value("ee_link")}
     if driver != "none":
         calibration = value("calibration")

@@ -7,6 +7,7 @@ into it too: two simulated arms can share a domain.
     ros2 launch mbrl_control sim.launch.py
     ros2 launch mbrl_control sim.launch.py model:=gp optimizer:=mppi namespace:=arm1
     ros2 launch mbrl_control sim.launch.py graph:=sim_policy params_file:=my_policy.yaml   # policy_path set there
+    ros2 launch mbrl_control sim.launch.py graph:=sim_pg method:=dagger
 """
 
 from pathlib import Path
@@ -17,6 +18,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from mbrl_control.loops.policy_methods import POLICY_METHODS
 from mbrl_control.models import REGRESSORS
 from mbrl_control.nodes.graph import GRAPHS, MONITOR, namespace_remappings
 from mbrl_control.planning import OPTIMIZERS
@@ -27,8 +29,9 @@ def _nodes(context):
     params = LaunchConfiguration("params_file").perform(context) or str(Path(get_package_share_directory("mbrl_control")) / "config" / graph.params)
     namespace = LaunchConfiguration("namespace").perform(context)
     chosen = {
-        "dynamics_learner": {"model": LaunchConfiguration("model").perform(context)},
-        "mpc_planner": {"optimizer": LaunchConfiguration("optimizer").perform(context)},
+        "dynamics_learner": {"model.type": LaunchConfiguration("model").perform(context)},
+        "mpc_planner": {"optimizer.type": LaunchConfiguration("optimizer").perform(context)},
+        "pg_trainer": {"method.type": LaunchConfiguration("method").perform(context)},
     }
     return [
         Node(
@@ -48,6 +51,8 @@ def generate_launch_description() -> LaunchDescription:
                               description="dynamics model type"),
         DeclareLaunchArgument("optimizer", default_value="cem", choices=list(OPTIMIZERS),
                               description="MPC trajectory optimiser"),
+        DeclareLaunchArgument("method", default_value="policy_gradient", choices=list(POLICY_METHODS),
+                              description="graph sim_pg: how pg_trainer's policy learns through the model"),
         DeclareLaunchArgument("params_file", default_value="", description="ROS parameter file (default: config/sim.yaml)"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of every node and topic"),
         OpaqueFunction(function=_nodes),

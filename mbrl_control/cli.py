@@ -175,8 +175,9 @@ def bringup(args: argparse.Namespace) -> int:
         elif "calibration" not in bus:
             print("mbrl-control bringup real --driver feetech: --calibration FILE is needed (LeRobot's, or mbrl-control calibrate's)", file=sys.stderr)
             return 2
-    overrides.setdefault("dynamics_learner", {}).setdefault("model", args.model)
-    overrides["dynamics_learner"].setdefault("out_dir", str(out / "learner"))
+    if args.model:
+        overrides.setdefault("dynamics_learner", {}).setdefault("model.type", args.model)
+    overrides.setdefault("dynamics_learner", {}).setdefault("out_dir", str(out / "learner"))
     overrides.setdefault("data_collector", {}).setdefault("out_dir", str(out / "data"))
     overrides.setdefault("pg_trainer", {}).setdefault("out_dir", str(out / "trainer"))
     rows: list[dict[str, Any]] = []
@@ -189,7 +190,8 @@ def bringup(args: argparse.Namespace) -> int:
                      "min_distance": record.min_distance, "tick_ms_p95": loop.get("tick_ms_p95", ""),
                      "model_transitions": loop.get("model_transitions", "")})
 
-    print(f"bringup {graph_name}: {', '.join(graph.nodes)}; {args.model} model; "
+    model = args.model or "the parameter file's"
+    print(f"bringup {graph_name}: {', '.join(graph.nodes)}; {model} model; "
           f"{'until Ctrl-C' if not args.episodes else f'{args.episodes} episodes'}; results in {out}/", flush=True)
     try:
         with RunningGraph(graph, overrides, params_file=args.params, processes=not args.in_process, namespace=args.namespace) as running:
@@ -457,7 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("bringup", help="run the ROS 2 node graph in this process, as its launch file would")
     p.add_argument("graph", nargs="?", default="sim", choices=tuple(GRAPHS))
     p.add_argument("--episodes", type=int, default=0, help="stop after this many episodes (0: run until Ctrl-C)")
-    p.add_argument("--model", default="ensemble", choices=tuple(REGRESSORS))
+    p.add_argument("--model", default=None, choices=tuple(REGRESSORS),
+                   help="dynamics_learner's model.type (default: the parameter file's; ensemble in sim, gp on a real arm)")
     p.add_argument("--params", default=None, help="ROS parameter file (default: config/<graph's>.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="[NODE.]NAME=VALUE",
                    help="a parameter, e.g. --set mpc_planner.horizon=12 --set sim_node.real_time_factor=2")

@@ -38,6 +38,7 @@ def param(
     low_exclusive: bool = False,
     choices: Sequence[Any] | Mapping[str, Any] | None = None,
     read_only: bool = False,
+    ros_name: str = "",
 ) -> Any:
     """A config field with its description and the values it accepts.
 
@@ -49,6 +50,10 @@ def param(
         choices: the allowed values, for string fields; a registry (a dict of classes by
             name) is read when a value is checked, so a variant registered later is a choice.
         read_only: may not change while a node runs (ROS read-only parameter).
+        ros_name: the ROS parameter's name, where it is not the field's: a variant's type
+            is declared inside the variant's namespace (``optimizer.type`` beside
+            ``optimizer.population``), as a parameter file nests it and ``ros2 param
+            dump`` writes it.
     """
     return dataclasses.field(
         default=default,
@@ -59,6 +64,7 @@ def param(
             "low_exclusive": low_exclusive,
             "choices": choices if isinstance(choices, Mapping) or choices is None else tuple(choices),
             "read_only": read_only,
+            "ros_name": ros_name,
         },
     )
 

@@ -157,3 +157,33 @@ def test_the_registries_are_the_only_source_of_choices():
         assert "fake_for_test" in descriptor(field).description
     finally:
         del OPTIMIZERS["fake_for_test"]
+
+
+def test_a_registered_policy_method_is_offered_by_the_trainer_with_its_own_settings():
+    """A new PolicyMethod subclass is a value of pg_trainer's ``method`` at once, and its
+    Config is what the node declares under ``method.*``."""
+    import dataclasses
+
+    from mbrl_control.config import Config, ConfigError, param
+    from mbrl_control.loops.policy_methods import POLICY_METHODS, PolicyGradient
+
+    pytest.importorskip("rclpy")
+    from mbrl_control.nodes.params import descriptor
+    from mbrl_control.nodes.pg_trainer import TrainerConfig
+
+    @dataclasses.dataclass(frozen=True)
+    class FakeConfig(Config):
+        fake_rate: float = param(0.5, "A setting of the fake method.", low=0.0, high=1.0)
+
+    class FakeMethod(PolicyGradient):
+        name = "fake_method_for_test"
+        Config = FakeConfig
+
+    try:
+        assert TrainerConfig().replace(method="fake_method_for_test").method == "fake_method_for_test"
+        field = next(f for f in dataclasses.fields(TrainerConfig) if f.name == "method")
+        assert "fake_method_for_test" in descriptor(field).description
+        with pytest.raises(ConfigError, match="dagger"):  # a name no class registered: refused, naming the choices
+            TrainerConfig().replace(method="no_such_method")
+    finally:
+        del POLICY_METHODS["fake_method_for_test"]

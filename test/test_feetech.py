@@ -161,6 +161,16 @@ def test_a_servo_that_stops_answering_is_named_and_the_arm_held(emulated, driver
     assert emulated.joint_positions()["elbow_flex"] == pytest.approx(0.4, abs=0.03)
 
 
+def test_a_bus_that_takes_no_more_bytes_is_a_bus_error_not_a_hang(emulated, driver):
+    """A hung adapter (or an emulator that stopped reading): once the port's buffer is full a
+    write would block forever, deaf to SIGINT and SIGTERM; it fails within the write timeout."""
+    emulated.deaf.set()
+    with pytest.raises(BusError, match="did not go out within"):
+        for _ in range(100_000):  # until the pty's buffer is full
+            driver.write(np.zeros(len(ARM)))
+    emulated.deaf.clear()
+
+
 def test_an_overloaded_or_hot_servo_is_held_and_reported(emulated, driver):
     emulated.set_error("wrist_flex", P.ERR_OVERLOAD)
     emulated.set_temperature("shoulder_pan", 66)

@@ -201,16 +201,22 @@ def test_real_launch_starts_robot_state_publisher_only_where_installed_and_wante
 
 
 def test_launch_choices_come_from_the_registries(ros_launch):
-    """A newly registered optimiser is a choice of sim.launch.py's optimizer:= at once."""
+    """A newly registered optimiser or policy method is a choice of sim.launch.py's
+    optimizer:= or method:= at once."""
     import launch
 
+    from mbrl_control.loops.policy_methods import POLICY_METHODS, PolicyGradient
     from mbrl_control.planning.optimizers import OPTIMIZERS, RandomShooting
 
     class Fake(RandomShooting):
         name = "fake_for_launch_test"
 
+    class FakeMethod(PolicyGradient):
+        name = "fake_method_for_launch_test"
+
     try:
         arguments = {e.name: e for e in _load("sim.launch.py").entities if isinstance(e, launch.actions.DeclareLaunchArgument)}
         assert "fake_for_launch_test" in arguments["optimizer"].choices
+        assert "fake_method_for_launch_test" in arguments["method"].choices
     finally:
-        del OPTIMIZERS["fake_for_launch_test"]
+        del OPTIMIZERS["fake_for_launch_test"], POLICY_METHODS["fake_method_for_launch_test"]

@@ -70,7 +70,7 @@ def test_a_live_parameter_changes_the_next_tick_and_bad_values_are_refused(plann
         "horizon": (0, "horizon"),                      # below its range
         "optimizer.population": (1, "population"),      # CEM needs two samples
         "optimizer.elites": (1000, "elites"),           # more elites than samples
-        "optimizer": ("mppi", "read-only"),             # fixed at start
+        "optimizer.type": ("mppi", "read-only"),        # fixed at start
         "propagation": ("psychic", "propagation"),      # not a choice
         "control_rate": ("fast", "type"),               # wrong type
     }
@@ -162,7 +162,7 @@ def test_the_simulated_graph_learns_to_reach_and_its_bags_fit_a_model(tmp_path):
         # half speed: the learner's fits share one interpreter with the planner here
         "sim_node": {"real_time_factor": 0.5, "episode_length": 60, "seed": 1},
         "data_collector": {"out_dir": str(tmp_path / "data")},
-        "dynamics_learner": {"out_dir": str(tmp_path / "learner"), "model": "gp", "min_transitions": 40},
+        "dynamics_learner": {"out_dir": str(tmp_path / "learner"), "model.type": "gp", "min_transitions": 40},
         "mpc_planner": {"propagation": "expectation"},
     }
     with RunningGraph("sim", overrides) as running:
@@ -245,9 +245,9 @@ def test_the_trainer_publishes_policies_the_controller_runs_and_resumes_after_a_
     from mbrl_control.nodes.common import EPISODES
     from mbrl_control.policies.train import load_policy
 
-    overrides = {"pg_trainer": {"method": method, "out_dir": str(tmp_path / "trainer"), "round_period": 0.0,
-                                "min_transitions": 50, "imagined_rollouts": 16, "imagined_horizon": 5,
-                                "updates_per_round": 2, "epochs": 30, "optimizer.population": 32, "optimizer.iterations": 1, "horizon": 5}}
+    overrides = {"pg_trainer": {"method.type": method, "out_dir": str(tmp_path / "trainer"), "round_period": 0.0,
+                                "min_transitions": 50, "method.imagined_rollouts": 16, "method.imagined_horizon": 5,
+                                "method.updates_per_round": 2, "method.epochs": 30, "optimizer.population": 32, "optimizer.iterations": 1, "horizon": 5}}
     graph = Graph(("pg_trainer", "policy_controller"), "sim.yaml", False)
     with RunningGraph(graph, overrides) as running:
         node = rclpy.create_node("test_arm", context=running.context)
@@ -399,5 +399,44 @@ def test_the_monitor_describes_each_episode_with_the_recent_success_rate():
         assert "success True (100% of the last 1)" in lines[0]
         assert "success False (50% of the last 2)" in lines[1] and "success False (0% of the last 2)" in lines[2]
         monitor.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
+def _names_nest(names: list[str]) -> list[str]:
+    """The names that are both a parameter and the namespace of others (``optimizer`` beside
+    ``optimizer.population``): a parameter file cannot hold both, and ``ros2 param dump``
+    fails on them."""
+    return [name for name in names if any(other.startswith(name + ".") for other in names)]
+
+
+@pytest.mark.parametrize("graph_node, settings", [
+    ("mpc_planner", {}), ("dynamics_learner", {}), ("pg_trainer", {"method": {"type": "dagger"}}), ("pg_trainer", {}),
+    ("sim_node", {}), ("data_collector", {}), ("policy_controller", {}), ("episode_monitor", {}),
+])
+def test_each_node_s_parameters_form_a_tree_a_parameter_file_can_hold(graph_node, settings, tmp_path):
+    """Every node's parameters nest (a variant's type is ``<kind>.type``), and a parameter
+    file written nested, as ``ros2 param dump`` writes one, sets them."""
+    import yaml
+
+    from mbrl_control.nodes.graph import NODES
+
+    nested = {"mpc_planner": {"optimizer": {"type": "mppi", "population": 64}},
+              "dynamics_learner": {"model": {"type": "gp", "iterations": 7}}}.get(graph_node, settings)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({f"/**/{graph_node}": {"ros__parameters": {"out_dir": str(tmp_path), **nested}}}))
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = NODES[graph_node].node_class()(context=context, cli_args=["--ros-args", "--params-file", str(path)])
+        assert not _names_nest(list(node._parameters)), _names_nest(list(node._parameters))
+        if graph_node == "mpc_planner":
+            assert node.params[MPCConfig].optimizer == "mppi" and node.get_parameter("optimizer.population").value == 64
+        if graph_node == "dynamics_learner":
+            assert node.get_parameter("model.type").value == "gp" and node.get_parameter("model.iterations").value == 7
+        close = getattr(node, "close", None)
+        if close is not None:
+            close()
+        node.destroy_node()
     finally:
         rclpy.shutdown(context=context)

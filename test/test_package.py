@@ -26,7 +26,8 @@ def test_package_xml_is_format_3_ament_python():
 
 
 ROSDEP_OF_PYTHON = {"yaml": "python3-yaml", "numpy": "python3-numpy", "matplotlib": "python3-matplotlib",
-                    "tqdm": "python3-tqdm", "transforms3d": "python3-transforms3d", "imageio": "python3-imageio"}
+                    "tqdm": "python3-tqdm", "transforms3d": "python3-transforms3d", "imageio": "python3-imageio",
+                    "serial": "python3-serial"}
 PIP_OF_PYTHON = {"scservo_sdk": "feetech-servo-sdk"}  # no rosdep keys: requirements.txt (README)
 ROS_TOOLS = {"ros2 launch": "ros2launch", "ros2 bag": "ros2bag", '"mcap"': "rosbag2_storage_mcap"}
 

@@ -75,12 +75,46 @@ class Fault:
     since: float = field(default_factory=time.monotonic)
 
 
+# s a frame may take to leave for the adapter: more means it is unplugged or nothing reads
+# the bus (an emulator that stopped), and a write would otherwise block forever, deaf to
+# SIGINT and SIGTERM
+WRITE_TIMEOUT = 0.1
+
+
 def feetech_sdk():
     try:
         import scservo_sdk
     except ImportError as err:
         raise BusError("the Feetech SDK is not installed: pip install feetech-servo-sdk") from err
     return scservo_sdk
+
+
+def guarded_port(sdk, port: str):
+    """The SDK's ``PortHandler`` for ``port``, whose writes give up after
+    :data:`WRITE_TIMEOUT` and whose I/O errors (pyserial's, the OS's) are :class:`BusError`,
+    which the driver reports and survives."""
+    import serial
+
+    class GuardedPort(sdk.PortHandler):
+        def setupPort(self, cflag_baud):
+            opened = super().setupPort(cflag_baud)
+            self.ser.write_timeout = WRITE_TIMEOUT
+            return opened
+
+        def writePort(self, packet):
+            try:
+                return super().writePort(packet)
+            except (serial.SerialException, OSError) as err:
+                raise BusError(f"{self.port_name}: a write did not go out within {WRITE_TIMEOUT} s ({err}): "
+                               "is the adapter unplugged, or the bus not read?") from None
+
+        def readPort(self, length):
+            try:
+                return super().readPort(length)
+            except (serial.SerialException, OSError) as err:
+                raise BusError(f"{self.port_name}: read failed ({err}): is the adapter unplugged?") from None
+
+    return GuardedPort(port)
 
 
 class FeetechBus:
@@ -120,7 +154,7 @@ class FeetechBus:
             BusError: the port cannot be opened or a servo does not answer, naming it.
         """
         sdk = feetech_sdk()
-        self._port = sdk.PortHandler(self.config.port)
+        self._port = guarded_port(sdk, self.config.port)
         try:
             opened = self._port.openPort() and self._port.setBaudRate(self.config.baudrate)
         except Exception as err:  # noqa: BLE001 — pyserial's SerialException and OSError

@@ -96,6 +96,7 @@ class EmulatedBus:
         self.lock = threading.Lock()
         self._corrupt = 0
         self._stop = threading.Event()
+        self.deaf = threading.Event()  # set: the bus takes no bytes (a hung adapter)
         self.master, self._slave = os.openpty()
         tty.setraw(self._slave)
         self.port = os.ttyname(self._slave)
@@ -243,6 +244,9 @@ class EmulatedBus:
     def _serve(self) -> None:
         buffer = bytearray()
         while not self._stop.is_set():
+            if self.deaf.is_set():
+                time.sleep(0.05)
+                continue
             try:
                 chunk = os.read(self.master, 1024) if _readable(self.master, 0.05) else b""
             except OSError:  # the pty closed

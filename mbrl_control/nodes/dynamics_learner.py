@@ -46,7 +46,7 @@ from mbrl_control.nodes.params import ParameterBinding
 class LearnerConfig(Config):
     """Settings of the dynamics learner."""
 
-    model: str = param("ensemble", "Model type (any of models.REGRESSORS).", choices=REGRESSORS, read_only=True)
+    model: str = param("ensemble", "Model type (any of models.REGRESSORS).", choices=REGRESSORS, read_only=True, ros_name="model.type")
     out_dir: str = param("runs/ros/learner", "Folder of the dataset copy and the model checkpoint.", read_only=True)
     min_transitions: int = param(50, "Transitions needed before the first fit.", low=1)
     retrain_period: float = param(0.0, "Least seconds between fits; 0 = fit after every new episode.", low=0.0, high=1e6)

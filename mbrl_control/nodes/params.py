@@ -1,7 +1,8 @@
 """ROS parameters declared from config dataclasses.
 
 A node hands its configs to :class:`ParameterBinding`; every field becomes a parameter
-with the field's description, range and read-only flag in its ``ParameterDescriptor``.
+with the field's description, range and read-only flag in its ``ParameterDescriptor``,
+named as the field (or its ``ros_name``: a variant's type, ``optimizer.type``).
 A ``ros2 param set`` is checked by ROS against the descriptor, then by the configs' own
 rules (exclusive bounds, choices, cross-field checks): a value either rule refuses is
 refused as a whole with ``SetParametersResult(successful=False, reason=...)`` naming the
@@ -95,19 +96,20 @@ class ParameterBinding:
         self._lock = threading.Lock()
         self._configs: dict[type, Config] = {}
         self._owner: dict[str, type] = {}  # parameter name -> the config class that owns its field
+        self._field: dict[str, str] = {}  # parameter name -> that field's name
         read_only = set(read_only)
         for item in configs:
             config, names = item if isinstance(item, tuple) else (item, item.field_names())
             for field in dataclasses.fields(config):
                 if field.name not in names:
                     continue
-                name = self.prefix + field.name
+                name = self.prefix + (field.metadata.get("ros_name") or field.name)
                 if name in self._owner:
                     raise ValueError(f"parameter {name!r} is in both {self._owner[name].__name__} and {type(config).__name__}")
-                self._owner[name] = type(config)
+                self._owner[name], self._field[name] = type(config), field.name
                 _widen_integer_override(node, name, field)
                 node.declare_parameter(name, _ros_value(getattr(config, field.name)), descriptor(field, field.name in read_only, name))
-            values = {name: node.get_parameter(self.prefix + name).value for name in names}
+            values = {self._field[name]: node.get_parameter(name).value for name, owner in self._owner.items() if owner is type(config)}
             self._configs[type(config)] = config.replace(**values)
         self.version = 0
         node.add_on_set_parameters_callback(self._validate)
@@ -123,7 +125,7 @@ class ParameterBinding:
         for parameter in parameters:
             owner = self._owner.get(parameter.name)
             if owner is not None:
-                changes.setdefault(owner, {})[parameter.name[len(self.prefix):]] = parameter.value
+                changes.setdefault(owner, {})[self._field[parameter.name]] = parameter.value
         with self._lock:
             return {cls: self._configs[cls].replace(**values) for cls, values in changes.items()}
 

@@ -4,16 +4,18 @@ policy controller (the cheap runtime of a low-cost arm's computer).
 Models come from ``mbrl/model`` (the dynamics learner's latched checkpoint; one that fails
 to load is refused and the last good one kept), episodes from ``mbrl/episodes``. Every
 ``round_period`` seconds, once a model and ``min_transitions`` are there, a round runs in a
-worker thread (the node keeps receiving):
+worker thread (the node keeps receiving), by ``method``: any of
+:data:`~mbrl_control.loops.policy_methods.POLICY_METHODS`, whose own settings are
+``method.*``:
 
-* ``policy_gradient``: ``updates_per_round`` updates of ``algo`` (PPO by default) on
-  imagined rollouts through the model from recorded states, with goals drawn from the
-  task's workspace (:class:`mbrl_control.loops.policy_search.ImaginedPolicyTrainer`);
+* ``policy_gradient``: ``method.updates_per_round`` updates of ``policy.algo`` (PPO by
+  default) on imagined rollouts through the model from recorded states, with goals drawn
+  from the task's workspace;
 * ``backprop``: as many MBRL 2.0 steps through the model;
 * ``dagger``: the states of new episodes are labelled with the MPC planner's actions
-  through the current model, and the policy is cloned from every label so far. Run with
-  the policy controller driving (graph ``sim_policy``), the states are the policy's own:
-  DAgger.
+  through the current model (the planner's settings, ``optimizer.*`` among them), and the
+  policy is cloned from every label so far. Run with the policy controller driving (graph
+  ``sim_pg``), the states are the policy's own: DAgger.
 
 Each round's policy is saved atomically to ``<out_dir>/policy.pt`` and its bytes published
 on ``mbrl/policy`` (latched), where ``policy_controller`` hot-swaps it. On restart the
@@ -41,6 +43,7 @@ from mbrl_control.arm.sim import SimConfig
 from mbrl_control.checkpoint import CheckpointError
 from mbrl_control.config import Config, param
 from mbrl_control.data.transitions import TransitionDataset
+from mbrl_control.loops.policy_methods import POLICY_METHODS, RoundData
 from mbrl_control.loops.policy_search import GOAL_POOL, ImaginedPolicyTrainer
 from mbrl_control.models import load_model
 from mbrl_control.models.dynamics import DynamicsModel
@@ -52,10 +55,8 @@ from mbrl_control.nodes.params import ParameterBinding
 from mbrl_control.planning.mpc import MPCConfig, MPCController
 from mbrl_control.planning.optimizers import OPTIMIZERS
 from mbrl_control.policies.config import PolicyConfig
-from mbrl_control.policies.imitation import behaviour_cloning, label_states
 from mbrl_control.policies.train import save_policy
 
-METHODS = ("policy_gradient", "backprop", "dagger")
 POLICY_FIELDS = ("algo", "seed", "hidden", "layers", "activation", "squash", "relative_goal", "goal_scale", "learning_rate")
 
 
@@ -63,13 +64,9 @@ POLICY_FIELDS = ("algo", "seed", "hidden", "layers", "activation", "squash", "re
 class TrainerConfig(Config):
     """Settings of the policy trainer."""
 
-    method: str = param("policy_gradient", "How the policy learns: policy gradient on imagined rollouts through the model, backprop through the model (MBRL 2.0), or DAgger from the MPC planner.",
-                        choices=METHODS, read_only=True)
+    method: str = param("policy_gradient", "How the policy learns (any of loops.POLICY_METHODS): policy gradient on imagined rollouts through the model, backprop through the model (MBRL 2.0), or DAgger from the MPC planner.",
+                        choices=POLICY_METHODS, read_only=True, ros_name="method.type")
     out_dir: str = param("runs/ros/trainer", "Folder of policy.pt and the DAgger labels.", read_only=True)
-    imagined_rollouts: int = param(256, "Imagined rollouts per update (policy_gradient, backprop).", low=1, high=100_000, read_only=True)
-    imagined_horizon: int = param(10, "Steps of each imagined rollout.", low=1, high=1000, read_only=True)
-    updates_per_round: int = param(20, "Policy updates per round (policy_gradient, backprop).", low=1, high=100_000)
-    epochs: int = param(50, "Behaviour-cloning epochs per round (dagger).", low=1, high=100_000)
     min_transitions: int = param(100, "Recorded transitions needed before the first round.", low=1)
     round_period: float = param(5.0, "Least seconds between the starts of two rounds.", low=0.0, high=1e6)
     threads: int = param(1, "torch threads for training (1 leaves the other core of a 2-core computer to the controller).", low=1, high=256)
@@ -83,8 +80,9 @@ class PolicyTrainerNode(Node):
         self.params = ParameterBinding(self, TrainerConfig())
         self.policy_params = ParameterBinding(self, (PolicyConfig(), POLICY_FIELDS), read_only=POLICY_FIELDS, prefix="policy")
         config = self.params[TrainerConfig]
-        self.method = config.method
-        if self.method == "dagger":  # the expert: the planner's settings, through the current model
+        self.method = POLICY_METHODS[config.method]
+        self.method_params = ParameterBinding(self, self.method.Config(), prefix="method")
+        if self.method.uses_expert:  # the planner's settings, through the current model
             planner = tuple(name for name in MPCConfig.field_names() if name not in ("seed", "threads"))  # the trainer's serve
             self.mpc_params = ParameterBinding(self, (MPCConfig(), planner), read_only=("optimizer",))
             self.optimizer_params = ParameterBinding(self, OPTIMIZERS[self.mpc_params[MPCConfig].optimizer].Config(), prefix="optimizer")
@@ -111,17 +109,14 @@ class PolicyTrainerNode(Node):
         """The policy, its learner and the task: observation and action spaces, reward and
         a pool of goals from the arm's reachable workspace (the simulator's target sampler
         on the same URDF)."""
-        config = self.params[TrainerConfig]
-        cfg = PolicyConfig(n_envs=config.imagined_rollouts, n_steps=config.imagined_horizon,
-                           batch_size=min(256, config.imagined_rollouts * config.imagined_horizon)
-                           ).replace(**{name: getattr(self.policy_params[PolicyConfig], name) for name in POLICY_FIELDS})
+        cfg = PolicyConfig(**self.method.policy_settings(self.method_params[self.method.Config])).replace(
+            **{name: getattr(self.policy_params[PolicyConfig], name) for name in POLICY_FIELDS})
         task = ArmReach(sim=self.arm_params[SimConfig].replace(joints=self.arm.controller_joints), task=self.arm_params[ReachConfig])
         task.reset(seed=cfg.seed)
         goals = np.array([task.sample_goal() for _ in range(GOAL_POOL)])
         space = task.observation_space, task.action_space
         task.close()
-        method = "backprop" if self.method == "backprop" else "policy_gradient"
-        return ImaginedPolicyTrainer(*space, self.arm.reward_fn, method, cfg, goals)
+        return ImaginedPolicyTrainer(*space, self.arm.reward_fn, self.method.imagined, cfg, goals)
 
     # -- state on disk -----------------------------------------------------------------
     def _load_labels(self) -> TransitionDataset:
@@ -160,7 +155,7 @@ class PolicyTrainerNode(Node):
             size = len(self.dataset) + len(self.labels)
         if model is None or size < config.min_transitions or time.monotonic() - self.last_round < config.round_period:
             return
-        if self.method == "dagger" and (self.model.loaded, size) == self.trained_on:
+        if self.method.needs_new_data and (self.model.loaded, size) == self.trained_on:
             return  # nothing new to label or clone
         self.last_round = time.monotonic()
         self.trained_on = (self.model.loaded, size)
@@ -172,13 +167,16 @@ class PolicyTrainerNode(Node):
         torch.set_num_threads(config.threads)
         start = time.monotonic()
         try:
-            if self.method == "dagger":
-                metric, what = self._dagger_round(model, config)
-            else:
-                with self.lock:
-                    states = self.dataset.obs.copy() if len(self.dataset) else self.labels.obs.copy()
-                metric = self.trainer.improve(model, states, config.updates_per_round)
-                what = "imagined return"
+            with self.lock:
+                episodes = self.dataset
+                if self.method.uses_expert:  # what it labels lives on in the labels
+                    self.dataset = TransitionDataset(self.arm.obs_dim, self.arm.n)
+            states = episodes.obs if len(episodes) else self.labels.obs
+            metric = self.method.round(self.trainer, model, self.method_params[self.method.Config],
+                                       RoundData(states.copy(), episodes, self.labels, self._expert))
+            if self.method.uses_expert and len(episodes):
+                self.episodes_seen.update(episodes.episodes.tolist())
+                self.labels.save(self.labels_path)
             save_policy(self.trainer.result(), self.policy_path)
         except Exception as err:  # a failed round keeps the last policy
             self.get_logger().error(f"training round failed, last policy kept: {type(err).__name__}: {err}")
@@ -189,29 +187,18 @@ class PolicyTrainerNode(Node):
             print(f"[pg_trainer] policy saved to {self.policy_path}", file=sys.stderr, flush=True)
             return
         self.policy_pub.publish(bytes_message(self.policy_path.read_bytes()))
+        what = self.method.metric
         values = {"round": self.trainer.rounds, what: metric, "seconds": seconds, "imagined_steps": self.trainer.imagined_steps,
                   "labels": len(self.labels), "model_transitions": model.dataset_size}
-        self.diagnostics.publish(status(self, "training", f"{self.method} round {self.trainer.rounds}", values))
-        self.get_logger().info(f"round {self.trainer.rounds} ({self.method}): {what} {metric:.3f}, {seconds:.1f} s; policy published")
+        self.diagnostics.publish(status(self, "training", f"{self.method.name} round {self.trainer.rounds}", values))
+        self.get_logger().info(f"round {self.trainer.rounds} ({self.method.name}): {what} {metric:.3f}, {seconds:.1f} s; policy published")
 
-    def _dagger_round(self, model: DynamicsModel, config: TrainerConfig) -> tuple[float, str]:
-        """Label the new episodes' states with MPC through ``model``; clone every label."""
-        with self.lock:
-            fresh = self.dataset
-            self.dataset = TransitionDataset(self.arm.obs_dim, self.arm.n)
-        if len(fresh):
-            mpc_config = self.mpc_params[MPCConfig]
-            optimizer = self.optimizer_params[OPTIMIZERS[mpc_config.optimizer].Config].to_dict()
-            expert = MPCController(model, self.arm.reward_fn, -np.ones(self.arm.n), np.ones(self.arm.n),
-                                   config=mpc_config.replace(time_budget=0.0), optimizer_overrides=optimizer)
-            actions = label_states(expert.act, fresh.obs, fresh.episode, expert.reset)
-            self.labels.append(fresh.obs, actions, fresh.next_obs, fresh.episode, fresh.time)
-            self.episodes_seen.update(fresh.episodes.tolist())
-            self.labels.save(self.labels_path)
-        losses = behaviour_cloning(self.trainer.policy, self.labels.obs, self.labels.act, epochs=config.epochs,
-                                   seed=self.trainer.cfg.seed + self.trainer.rounds)
-        self.trainer.rounds += 1
-        return losses[-1], "behaviour-cloning NLL"
+    def _expert(self, model: DynamicsModel) -> MPCController:
+        """The MPC planner through ``model``, with the planner settings declared here."""
+        mpc_config = self.mpc_params[MPCConfig]
+        optimizer = self.optimizer_params[OPTIMIZERS[mpc_config.optimizer].Config].to_dict()
+        return MPCController(model, self.arm.reward_fn, -np.ones(self.arm.n), np.ones(self.arm.n),
+                             config=mpc_config.replace(time_budget=0.0), optimizer_overrides=optimizer)
 
     def close(self) -> None:
         self.worker.join(self.get_name())

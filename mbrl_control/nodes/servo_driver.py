@@ -111,11 +111,17 @@ class ServoDriverNode(Node):
         except ValueError as err:
             self.bad_command(self.get_logger().warning, f"command refused: {err}")
             return
+        except BusError as err:
+            self.bad_command(self.get_logger().error, f"command not sent: {err}")
+            return
         self.write_times.append(time.monotonic() - started)
 
     def on_estop(self, msg: Bool) -> None:
         if msg.data:
-            self.bus.estop()
+            try:
+                self.bus.estop()
+            except BusError as err:  # latched all the same: no command goes out until ~/reset_estop
+                self.get_logger().error(f"E-STOP could not reach the servos: {err}")
             if not self.estopped:
                 self.get_logger().error("E-STOP: " + ("torque off" if self.bus.config.torque_off_on_estop else "holding")
                                         + "; commands refused until ~/reset_estop")
@@ -135,7 +141,11 @@ class ServoDriverNode(Node):
         return response
 
     def on_clear_faults(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        cleared = self.bus.clear_faults()
+        try:
+            cleared = self.bus.clear_faults()
+        except BusError as err:
+            response.success, response.message = False, f"faults kept: {err}"
+            return response
         self.reported.clear()
         response.success, response.message = True, f"released {', '.join(cleared) or 'nothing'}"
         self.get_logger().warning(response.message)

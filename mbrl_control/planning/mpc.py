@@ -41,7 +41,7 @@ class MPCConfig(Config):
     """Settings of the MPC controller (the optimiser has its own config)."""
 
     horizon: int = param(8, "Planning horizon in control ticks.", low=1, high=200)
-    optimizer: str = param("cem", "Trajectory optimiser (any of planning.OPTIMIZERS).", choices=OPTIMIZERS)
+    optimizer: str = param("cem", "Trajectory optimiser (any of planning.OPTIMIZERS).", choices=OPTIMIZERS, ros_name="optimizer.type")
     particles: int = param(5, "Rollouts per candidate sequence (rounded up to a multiple of the ensemble size; 5 = one per member).", low=1, high=1000)
     propagation: str = param("model", "How particles use the model's uncertainty; model: the model's own choice (trajectory sampling, ts_inf, for ensembles; the mean, expectation, for a GP).", choices=("model", *PROPAGATIONS))
     risk: float = param(0.0, "k in the candidate score mean - k·std over particles (k < 0: optimism, seeks what the model does not know).", low=-100.0, high=100.0)

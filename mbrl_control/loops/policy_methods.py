@@ -1,0 +1,143 @@
+"""How the policy trainer (``pg_trainer``) improves its policy each round: one registered
+class per method, each owning its settings (the node declares them as ``method.*``), so a
+new method is a class, offered by the node's ``method`` parameter and the launch files at
+once.
+
+A round gets the current model and :class:`RoundData` (the recorded states, the episodes
+new since the last round, DAgger's labels) and improves the policy of an
+:class:`~mbrl_control.loops.policy_search.ImaginedPolicyTrainer` in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from mbrl_control.config import Config, param
+from mbrl_control.data.transitions import TransitionDataset
+from mbrl_control.loops.policy_search import ImaginedPolicyTrainer
+from mbrl_control.models.dynamics import DynamicsModel
+from mbrl_control.policies.imitation import behaviour_cloning, label_states
+
+POLICY_METHODS: dict[str, type["PolicyMethod"]] = {}
+
+Expert = Any  # an MPCController: ``act(obs) -> action`` and ``reset()``
+
+
+@dataclass
+class RoundData:
+    """What one round learns from.
+
+    Attributes:
+        states: [M, obs_dim] recorded states to start imagined rollouts from.
+        episodes: the recorded episodes: every one so far, or, for a method that labels
+            them (``uses_expert``), those that arrived since the last round.
+        labels: the labelled states so far (obs, expert action); a round may grow it.
+        expert: builds the expert for a model (methods with ``uses_expert``), else None.
+    """
+
+    states: np.ndarray
+    episodes: TransitionDataset
+    labels: TransitionDataset
+    expert: Callable[[DynamicsModel], Expert] | None = None
+
+
+class PolicyMethod:
+    """One way of improving the policy from the current model and the recorded episodes.
+
+    Subclasses set ``name`` (registering them in :data:`POLICY_METHODS`), ``Config`` (their
+    settings), ``metric`` (what :meth:`round` returns), ``imagined`` (how the
+    :class:`ImaginedPolicyTrainer` updates: ``policy_gradient`` or ``backprop``),
+    ``uses_expert`` (states are labelled by the MPC planner, whose settings the node
+    declares) and ``needs_new_data`` (no round without new episodes or a new model).
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[Config]]
+    metric: ClassVar[str]
+    imagined: ClassVar[str] = "policy_gradient"
+    uses_expert: ClassVar[bool] = False
+    needs_new_data: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            POLICY_METHODS[cls.name] = cls
+
+    @classmethod
+    def policy_settings(cls, config: Config) -> dict[str, Any]:
+        """The :class:`~mbrl_control.policies.config.PolicyConfig` fields ``config`` sets."""
+        return {}
+
+    @classmethod
+    def round(cls, trainer: ImaginedPolicyTrainer, model: DynamicsModel, config: Config, data: RoundData) -> float:
+        """Improve ``trainer``'s policy once; the round's :attr:`metric`."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ImaginedConfig(Config):
+    """Settings of the methods that learn on imagined rollouts through the model."""
+
+    imagined_rollouts: int = param(256, "Imagined rollouts per update.", low=1, high=100_000, read_only=True)
+    imagined_horizon: int = param(10, "Steps of each imagined rollout.", low=1, high=1000, read_only=True)
+    updates_per_round: int = param(20, "Policy updates per round.", low=1, high=100_000)
+
+
+class PolicyGradient(PolicyMethod):
+    """``algo`` (PPO by default) on imagined rollouts from recorded states, as if the model
+    were the environment (seed 000: model-free optimisation with a model)."""
+
+    name = "policy_gradient"
+    Config = ImaginedConfig
+    metric = "imagined return"
+
+    @classmethod
+    def policy_settings(cls, config: ImaginedConfig) -> dict[str, Any]:
+        rollouts, horizon = config.imagined_rollouts, config.imagined_horizon
+        return {"n_envs": rollouts, "n_steps": horizon, "batch_size": min(256, rollouts * horizon)}
+
+    @classmethod
+    def round(cls, trainer: ImaginedPolicyTrainer, model: DynamicsModel, config: ImaginedConfig, data: RoundData) -> float:
+        return trainer.improve(model, data.states, config.updates_per_round)
+
+
+class Backprop(PolicyGradient):
+    """MBRL 2.0 (seed 000): the imagined return differentiated through the reparameterised
+    model into the policy's weights."""
+
+    name = "backprop"
+    imagined = "backprop"
+
+
+@dataclass(frozen=True)
+class DAggerConfig(Config):
+    """Settings of DAgger in the trainer."""
+
+    epochs: int = param(50, "Behaviour-cloning epochs per round.", low=1, high=100_000)
+
+
+class DAgger(PolicyMethod):
+    """The new episodes' states labelled with the MPC planner's actions through the current
+    model, and the policy cloned from every label so far. With the policy controller
+    driving (graph ``sim_pg``), the states are the policy's own: DAgger (seed 002)."""
+
+    name = "dagger"
+    Config = DAggerConfig
+    metric = "behaviour-cloning NLL"
+    uses_expert = True
+    needs_new_data = True
+
+    @classmethod
+    def round(cls, trainer: ImaginedPolicyTrainer, model: DynamicsModel, config: DAggerConfig, data: RoundData) -> float:
+        fresh = data.episodes
+        if len(fresh):
+            expert = data.expert(model)
+            actions = label_states(expert.act, fresh.obs, fresh.episode, expert.reset)
+            data.labels.append(fresh.obs, actions, fresh.next_obs, fresh.episode, fresh.time)
+        losses = behaviour_cloning(trainer.policy, data.labels.obs, data.labels.act, epochs=config.epochs,
+                                   seed=trainer.cfg.seed + trainer.rounds)
+        trainer.rounds += 1
+        return losses[-1]
