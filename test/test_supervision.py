@@ -65,7 +65,7 @@ def test_sigint_mid_fit_stops_the_learner_at_once_and_keeps_the_last_good_model(
     env_vars = {**os.environ, "ROS_DOMAIN_ID": str(os.getpid() % 100 + 1)}
     learner = subprocess.Popen(
         [sys.executable, "-m", "mbrl_control.nodes.dynamics_learner", "--ros-args", "-p", f"out_dir:={out}",
-         "-p", "model:=ensemble", "-p", "min_transitions:=10", "-p", "fit_seconds:=0.0", "-p", "model.max_epochs:=100000",
+         "-p", "model.type:=ensemble", "-p", "min_transitions:=10", "-p", "fit_seconds:=0.0", "-p", "model.max_epochs:=100000",
          "-p", "model.max_steps:=10000000", "-p", "model.patience:=10000"],
         env=env_vars, stderr=subprocess.PIPE, text=True,
     )
@@ -84,3 +84,37 @@ def test_sigint_mid_fit_stops_the_learner_at_once_and_keeps_the_last_good_model(
             learner.kill()
     assert learner.returncode == 0 and "cancelled at shutdown" in rest, rest
     assert load_model(out / "model.pt", 16, 5).dataset_size == good.dataset_size
+
+
+def test_a_trainer_stopped_mid_round_stops_at_once_and_keeps_its_last_policy(tmp_path):
+    """DAgger labelling hundreds of states with MPC (a minute of work) is cancelled when the
+    node closes, as at Ctrl-C: close() returns well inside launch's 5 s, nothing is saved."""
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from mbrl_control.arm.env import ArmReach
+    from mbrl_control.loops.mbrl import explore
+    from mbrl_control.models import make_model
+    from mbrl_control.nodes.pg_trainer import PolicyTrainerNode
+
+    env = ArmReach()
+    data = explore(env, episodes=3)
+    env.close()
+    model = make_model("mlp", 16, 5, goal_dims=3, max_epochs=2)
+    model.fit(data)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        trainer = PolicyTrainerNode(context=context, parameter_overrides=[
+            Parameter("method.type", value="dagger"), Parameter("out_dir", value=str(tmp_path)), Parameter("time_budget", value=0.0)])
+        trainer.dataset = data
+        trainer.worker.start(trainer.train_round, model)
+        time.sleep(1.0)
+        assert trainer.worker.busy  # labelling
+        started = time.monotonic()
+        trainer.close()
+        assert time.monotonic() - started < 5.0 and not trainer.worker.busy
+        assert not (tmp_path / "policy.pt").exists() and not (tmp_path / "labels.npz").exists()
+        trainer.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)

@@ -28,7 +28,7 @@ import torch
 
 from mbrl_control.config import ConfigError
 from mbrl_control.data.transitions import TransitionDataset
-from mbrl_control.models import make_model
+from mbrl_control.models import make_model, raise_if_cancelled
 from mbrl_control.tasks import make_env, model_layout, task_for
 from mbrl_control.models.dynamics import DynamicsModel
 from mbrl_control.planning.propagation import RewardFn
@@ -205,6 +205,7 @@ class ImaginedPolicyTrainer:
             self.policy.update_obs_stats(torch.as_tensor(start_states))
         members = model.members
         for _ in range(updates):
+            raise_if_cancelled()  # a node shutting down mid-round (models.cancellable)
             if self.method == "policy_gradient":
                 self.learner.update(collector.collect(self.policy, horizon, stats))
             else:

@@ -45,7 +45,7 @@ from mbrl_control.config import Config, param
 from mbrl_control.data.transitions import TransitionDataset
 from mbrl_control.loops.policy_methods import POLICY_METHODS, RoundData
 from mbrl_control.loops.policy_search import GOAL_POOL, ImaginedPolicyTrainer
-from mbrl_control.models import load_model
+from mbrl_control.models import FitCancelled, cancellable, load_model
 from mbrl_control.models.dynamics import DynamicsModel
 from mbrl_control.nodes.common import (
     CONTROL, DIAGNOSTICS, EPISODES, EPISODES_TOPIC, LATCHED, MODEL_TOPIC, POLICY_TOPIC, LatestCheckpoint, Worker, warm_up_torch,
@@ -94,6 +94,7 @@ class PolicyTrainerNode(Node):
         self.labels = self._load_labels()
         self.episodes_seen = set(self.labels.episodes.tolist())  # labelled already
         self.worker = Worker("training round")
+        self.stop_training = threading.Event()
         warm_up_torch()  # before any fit: what torch imports at its first optimiser step cannot be cancelled
         self.last_round = -float("inf")
         self.trained_on: tuple[int, int] = (-1, -1)  # (models loaded, transitions) of the last round
@@ -172,12 +173,15 @@ class PolicyTrainerNode(Node):
                 if self.method.uses_expert:  # what it labels lives on in the labels
                     self.dataset = TransitionDataset(self.arm.obs_dim, self.arm.n)
             states = episodes.obs if len(episodes) else self.labels.obs
-            metric = self.method.round(self.trainer, model, self.method_params[self.method.Config],
-                                       RoundData(states.copy(), episodes, self.labels, self._expert))
+            with cancellable(self.stop_training):
+                metric = self.method.round(self.trainer, model, self.method_params[self.method.Config],
+                                           RoundData(states.copy(), episodes, self.labels, self._expert))
             if self.method.uses_expert and len(episodes):
                 self.episodes_seen.update(episodes.episodes.tolist())
                 self.labels.save(self.labels_path)
             save_policy(self.trainer.result(), self.policy_path)
+        except FitCancelled:  # shutting down: the last saved policy and labels stay
+            return
         except Exception as err:  # a failed round keeps the last policy
             self.get_logger().error(f"training round failed, last policy kept: {type(err).__name__}: {err}")
             self.diagnostics.publish(status(self, "training", f"failed: {err}", {}, DiagnosticStatus.ERROR))
@@ -201,6 +205,7 @@ class PolicyTrainerNode(Node):
                              config=mpc_config.replace(time_budget=0.0), optimizer_overrides=optimizer)
 
     def close(self) -> None:
+        self.stop_training.set()
         self.worker.join(self.get_name())
 
 

@@ -37,6 +37,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from mbrl_control.models.base import raise_if_cancelled
 from mbrl_control.policies.config import PolicyConfig
 from mbrl_control.policies.networks import GaussianPolicy
 from mbrl_control.policies.rollout import EpisodeStats, evaluate
@@ -51,6 +52,7 @@ def label_states(expert: Expert, obs: np.ndarray, episode: np.ndarray, reset_exp
     states a policy visited, here from a recording)."""
     actions = []
     for k, state in enumerate(obs):
+        raise_if_cancelled()  # a node shutting down mid-round (models.cancellable)
         if reset_expert is not None and (k == 0 or episode[k] != episode[k - 1]):
             reset_expert()
         actions.append(np.asarray(expert(state), dtype=np.float64))
@@ -77,6 +79,7 @@ def behaviour_cloning(
     generator = torch.Generator().manual_seed(seed)
     losses = []
     for _ in range(epochs):
+        raise_if_cancelled()
         order, total = torch.randperm(len(x), generator=generator), 0.0
         for start in range(0, len(x), batch_size):
             rows = order[start : start + batch_size]
