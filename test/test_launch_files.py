@@ -40,7 +40,8 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rcl_interfaces.msg import Log  # noqa: E402
 from rclpy.parameter_client import AsyncParameterClient  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
-from std_msgs.msg import Float64MultiArray  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
+from std_msgs.msg import Float64MultiArray, UInt8MultiArray  # noqa: E402
 
 from rosutil import stand_in_packages, stand_in_ros2, wait_for  # noqa: E402
 from mbrl_control.nodes.graph import RECORD_TOPICS  # noqa: E402
@@ -73,6 +74,11 @@ def workdir(tmp_path):
 @launch_pytest.fixture
 def sim_launch(workdir):
     return _launch("sim.launch.py", {"model": "ensemble", "namespace": "arm1"}, workdir)
+
+
+@launch_pytest.fixture
+def sim_pg_launch(workdir):
+    return _launch("sim.launch.py", {"graph": "sim_pg", "method": "dagger"}, workdir)
 
 
 @launch_pytest.fixture
@@ -136,6 +142,29 @@ def test_sim_launch_runs_the_graph_takes_a_parameter_and_stops_cleanly():
     _runs_and_takes_a_parameter(SIM_NODES, namespace="arm1")
     yield
     _stopped_cleanly(SIM_NODES)
+
+
+@pytest.mark.launch(fixture=sim_pg_launch)
+def test_sim_pg_launch_trains_a_policy_that_drives_and_stops_cleanly_mid_round():
+    """pg_trainer in DAgger mode: its policy reaches the controller, and a Ctrl-C mid-round
+    (labelling with MPC) still ends every process cleanly."""
+    nodes = {"sim_node", "data_collector", "dynamics_learner", "pg_trainer", "policy_controller", "episode_monitor"}
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("launch_test", context=context)
+    executor = rclpy.executors.SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    policies: list[int] = []
+    node.create_subscription(UInt8MultiArray, "/mbrl/policy", lambda m: policies.append(len(m.data)),
+                             QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    try:
+        wait_for(lambda: executor.spin_once(timeout_sec=0.05) or nodes <= set(node.get_node_names()), 60, f"the nodes {sorted(nodes)}")
+        wait_for(lambda: executor.spin_once(timeout_sec=0.05) or policies, 120, "a policy from pg_trainer")
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+    yield
+    _stopped_cleanly(nodes)
 
 
 @pytest.mark.launch(fixture=emulated_launch)
