@@ -68,7 +68,7 @@ def _nodes(context):
         bus = {"calibration": calibration, **({"port": port} if port else {})}
         chosen["servo_driver"] = chosen["emulated_arm"] = bus
     nodes = _state_publisher(value("state_publisher"), urdf, value("namespace"), remap["joint_states"])
-    for spec in (*graph.specs(), MONITOR):
+    for spec in (*graph.specs(), *([MONITOR] if graph.controlled else [])):
         remappings = {**remap, **dict(namespace_remappings(value("namespace")))}
         if spec.name == "mpc_planner":
             remappings["arm_controller/commands"] = planner_commands

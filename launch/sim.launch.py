@@ -1,13 +1,15 @@
 """The simulated arm learning to reach: MuJoCo sim, data collector, dynamics learner and
 MPC planner (the graph ``sim`` of mbrl_control/nodes/graph.py; `mbrl-control bringup sim`
-runs the same nodes without launch), and the episode monitor, which logs each episode's
-final distance and the recent success rate. With a namespace, /clock and /diagnostics move
+runs the same nodes without launch), and, beside the arm's controller, the episode
+monitor, which logs each episode's final distance and the recent success rate. With a namespace, /clock and /diagnostics move
 into it too: two simulated arms can share a domain.
 
     ros2 launch mbrl_control sim.launch.py
     ros2 launch mbrl_control sim.launch.py model:=gp optimizer:=mppi namespace:=arm1
     ros2 launch mbrl_control sim.launch.py graph:=sim_policy params_file:=my_policy.yaml   # policy_path set there
     ros2 launch mbrl_control sim.launch.py graph:=sim_pg method:=dagger
+    ros2 launch mbrl_control sim.launch.py nodes:=dynamics_learner   # on a workstation: the learner
+    ros2 launch mbrl_control sim.launch.py nodes:=sim_node,data_collector,mpc_planner   # next to the arm
 """
 
 from pathlib import Path
@@ -25,7 +27,7 @@ from mbrl_control.planning import OPTIMIZERS
 
 
 def _nodes(context):
-    graph = GRAPHS[LaunchConfiguration("graph").perform(context)]
+    graph = GRAPHS[LaunchConfiguration("graph").perform(context)].only(LaunchConfiguration("nodes").perform(context))
     params = LaunchConfiguration("params_file").perform(context) or str(Path(get_package_share_directory("mbrl_control")) / "config" / graph.params)
     namespace = LaunchConfiguration("namespace").perform(context)
     chosen = {
@@ -39,7 +41,7 @@ def _nodes(context):
             parameters=[params, {"use_sim_time": graph.use_sim_time, **chosen.get(spec.name, {})}],
             remappings=namespace_remappings(namespace),
         )
-        for spec in (*graph.specs(), MONITOR)
+        for spec in (*graph.specs(), *([MONITOR] if graph.controlled else []))
     ]
 
 
@@ -55,5 +57,6 @@ def generate_launch_description() -> LaunchDescription:
                               description="graph sim_pg: how pg_trainer's policy learns through the model"),
         DeclareLaunchArgument("params_file", default_value="", description="ROS parameter file (default: config/sim.yaml)"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of every node and topic"),
+        DeclareLaunchArgument("nodes", default_value="", description="only these nodes of the graph (comma-separated): the part on this computer"),
         OpaqueFunction(function=_nodes),
     ])

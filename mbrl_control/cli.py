@@ -161,7 +161,15 @@ def bringup(args: argparse.Namespace) -> int:
         print(f"mbrl-control bringup: {err}", file=sys.stderr)
         return 2
     graph_name = "real_feetech" if args.graph == "real" and args.driver == "feetech" else args.graph
-    graph = GRAPHS[graph_name]
+    try:
+        graph = GRAPHS[graph_name].only(args.nodes)
+    except ValueError as err:
+        print(f"mbrl-control bringup: --nodes: {err}", file=sys.stderr)
+        return 2
+    if args.episodes and not graph.controlled:
+        print(f"mbrl-control bringup: --episodes counts the episodes of a controller here; {', '.join(graph.nodes)} run until Ctrl-C",
+              file=sys.stderr)
+        return 2
     if graph_name in ("real_feetech", "emulated"):
         bus = overrides.setdefault("*", {})
         if args.port:
@@ -197,8 +205,9 @@ def bringup(args: argparse.Namespace) -> int:
         with RunningGraph(graph, overrides, params_file=args.params, processes=not args.in_process, namespace=args.namespace) as running:
             from mbrl_control.nodes.monitor import EpisodeMonitor
 
-            monitor = EpisodeMonitor(show, **running.node_kwargs("episode_monitor"))
-            running.spin(monitor)
+            if graph.controlled:  # episodes are seen where the arm is commanded
+                monitor = EpisodeMonitor(show, **running.node_kwargs("episode_monitor"))
+                running.spin(monitor)
             try:
                 while not running.errors and (not args.episodes or len(monitor.episodes) < args.episodes):
                     time.sleep(0.2)
@@ -206,7 +215,8 @@ def bringup(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 print("stopping (Ctrl-C)", flush=True)
             finally:
-                monitor.destroy_node()
+                if monitor is not None:
+                    monitor.destroy_node()
             if running.errors:
                 raise running.errors[0]
     except (ConfigError, ValueError) as err:
@@ -467,6 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/bringup", help="data, model, episodes.csv and learning_curve.png (default: %(default)s)")
     p.add_argument("--in-process", action="store_true", help="all nodes in this process (default: one child process per node)")
     p.add_argument("--namespace", default="", help="namespace of every node and topic, /clock and /diagnostics included (e.g. arm1)")
+    p.add_argument("--nodes", default="", metavar="NODE,...",
+                   help="run only these nodes of the graph, the part on this computer (e.g. dynamics_learner on a workstation; the rest next to the arm)")
     p.add_argument("--driver", default="none", choices=("none", "feetech"),
                    help="real: the arm's driver (none: a ros2_control driver already runs; feetech: servo_driver on a Feetech bus)")
     p.add_argument("--port", default="", help="feetech: the bus adapter's serial port (default: servo_driver's /dev/ttyACM0)")

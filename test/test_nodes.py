@@ -440,3 +440,41 @@ def test_each_node_s_parameters_form_a_tree_a_parameter_file_can_hold(graph_node
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def test_two_arms_feed_one_learner_whose_models_both_planners_use(tmp_path):
+    """arm1 and arm2 (sim, collector, planner, each in its namespace, unchanged) and one
+    learner with ``arms``: each arm's episodes land in its own dataset, one model is fitted
+    on both and reaches both planners."""
+    from rclpy.context import Context
+
+    context = Context()
+    rclpy.init(context=context)
+    arm = Graph(("sim_node", "data_collector", "mpc_planner"), "sim.yaml", True)
+    learner = Graph(("dynamics_learner",), "sim.yaml", False)
+
+    def arm_settings(name: str, seed: int) -> dict:
+        return {"sim_node": {"episode_length": 30, "seed": seed}, "data_collector": {"out_dir": str(tmp_path / name)},
+                "mpc_planner": {"optimizer.population": 64, "optimizer.iterations": 2}}
+
+    learning = {"dynamics_learner": {"arms": ["arm1", "arm2"], "out_dir": str(tmp_path / "learner"), "model.type": "mlp",
+                                     "model.max_epochs": 20, "min_transitions": 100}}
+    try:
+        with RunningGraph(arm, arm_settings("arm1", 1), context=context, namespace="arm1") as arm1, \
+                RunningGraph(arm, arm_settings("arm2", 2), context=context, namespace="arm2") as arm2, \
+                RunningGraph(learner, learning, context=context) as fitting:
+            planners = [running.nodes["mpc_planner"] for running in (arm1, arm2)]
+            both = lambda: all(p.model.value is not None and p.model.value.dataset_size > 100 for p in planners)  # noqa: E731
+            wait_for(lambda: both() or arm1.errors or arm2.errors or fitting.errors, 120, "a model on both arms' data at both planners")
+            assert not (arm1.errors or arm2.errors or fitting.errors)
+            datasets = fitting.nodes["dynamics_learner"].datasets
+            sizes = {name: len(datasets[name]) for name in ("arm1", "arm2")}
+    finally:
+        rclpy.shutdown(context=context)
+    assert all(size > 0 for size in sizes.values()), sizes
+    for name in ("arm1", "arm2"):  # each arm's dataset is that arm's recording, kept apart
+        kept = TransitionDataset.load(tmp_path / "learner" / name / "dataset.npz")
+        recorded = TransitionDataset.load(tmp_path / name / "dataset.npz")
+        n = len(kept)
+        assert n and np.array_equal(kept.obs, recorded.obs[:n])
+    assert not (tmp_path / "learner" / "dataset.npz").exists()

@@ -109,3 +109,20 @@ def test_action_history_reads_the_episode_before_each_step_and_restarts_at_gaps(
     assert past.shape == (6, 2, 1)
     np.testing.assert_array_equal(past[:, :, 0], [[0, 0], [0, 1], [1, 2], [0, 0], [0, 0], [0, 5]])
     assert data.action_history(0).shape == (6, 0, 1)
+
+
+def test_concatenated_recordings_keep_their_episodes_apart():
+    """Two arms' datasets, both with episodes 0 and 1: in one dataset their episodes stay
+    four, and action histories never cross from one arm's episode into the other's."""
+    def recording(value: float) -> TransitionDataset:
+        data = TransitionDataset(2, 1)
+        for episode in (0, 1):
+            for _ in range(3):
+                data.append(np.full(2, value), np.full(1, value), np.full(2, value), episode=episode)
+        return data
+
+    union = TransitionDataset.concatenate([recording(1.0), recording(2.0)])
+    assert len(union) == 12 and len(union.episodes) == 4
+    history = union.action_history(2)
+    first_of_second_arm = np.flatnonzero(union.act[:, 0] == 2.0)[0]
+    assert np.all(history[first_of_second_arm] == 0.0)  # no actions of arm 1 before arm 2's first step

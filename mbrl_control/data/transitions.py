@@ -145,6 +145,20 @@ class TransitionDataset:
         past[order] = np.where(known[..., None], act[np.clip(source, 0, None)], 0.0)
         return past
 
+    @classmethod
+    def concatenate(cls, parts: "list[TransitionDataset]") -> "TransitionDataset":
+        """One dataset of ``parts`` (several arms' recordings), in order; each part's
+        episode ids are shifted past the previous parts', so episodes of different parts
+        never share an id (action histories and validation splits stay within one)."""
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        union, offset = cls(parts[0].obs_dim, parts[0].act_dim), 0
+        for part in parts:
+            if len(part):
+                union.append(part.obs, part.act, part.next_obs, part.episode - part.episode.min() + offset, part.time)
+                offset = int(union.episode.max()) + 1
+        return union
+
     def subset(self, index: np.ndarray) -> "TransitionDataset":
         """The transitions at ``index`` (an index or boolean mask array), copied."""
         part = TransitionDataset(self.obs_dim, self.act_dim)

@@ -54,6 +54,12 @@ POLICY_TOPIC = "mbrl/policy"
 ESTOP = "mbrl/estop"
 DIAGNOSTICS = "/diagnostics"
 
+
+def arm_topic(arm: str, topic: str) -> str:
+    """``topic`` of the arm in namespace ``arm`` (``/arm1/mbrl/episodes``); ``''``: the
+    node's own namespace (``topic`` as it is, relative)."""
+    return f"/{arm.strip('/')}/{topic}" if arm.strip("/") else topic
+
 ARM_SETTINGS = ((SimConfig(), ("urdf", "ee_link", "limit_margin")), (ReachConfig(), ("max_joint_step", "action_cost")))
 
 

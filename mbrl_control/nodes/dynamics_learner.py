@@ -1,7 +1,10 @@
 """``dynamics_learner``: (re)fits the dynamics model as episodes arrive.
 
 Episodes come from ``mbrl/episodes`` (the data collector's ``.npz`` bytes) and are kept in
-``<out_dir>/dataset.npz``. A fit runs in a worker thread so the node keeps receiving data
+``<out_dir>/dataset.npz``. With ``arms`` (namespaces: ``[arm1, arm2]``) one learner serves
+several arms: it takes each arm's ``/<arm>/mbrl/episodes``, keeps each arm's dataset apart
+(``<out_dir>/<arm>/dataset.npz``), fits one model on all of them and publishes it on every
+arm's ``/<arm>/mbrl/model``; each arm's graph runs in its namespace unchanged. A fit runs in a worker thread so the node keeps receiving data
 and answering parameter requests; when it succeeds the model is saved atomically to
 ``<out_dir>/model.pt`` and its bytes published on ``mbrl/model`` (latched: a planner that
 starts later, on another machine, gets the newest model). Fit metrics go to
@@ -36,8 +39,8 @@ from mbrl_control.config import Config, param
 from mbrl_control.data.transitions import TransitionDataset
 from mbrl_control.models import REGRESSORS, DynamicsModel, FitCancelled, cancellable, load_model, make_model, time_limited
 from mbrl_control.nodes.common import (
-    CONTROL, DIAGNOSTICS, EPISODES, EPISODES_TOPIC, LATCHED, MODEL_TOPIC, Worker, bind_arm, bytes_message, new_episodes, spin,
-    status, warm_up_torch,
+    CONTROL, DIAGNOSTICS, EPISODES, EPISODES_TOPIC, LATCHED, MODEL_TOPIC, Worker, arm_topic, bind_arm, bytes_message, new_episodes,
+    spin, status, warm_up_torch,
 )
 from mbrl_control.nodes.params import ParameterBinding
 
@@ -53,6 +56,7 @@ class LearnerConfig(Config):
     threads: int = param(1, "torch threads for fitting (1 leaves the other core of a 2-core computer to the planner).", low=1, high=256)
     fit_seconds: float = param(2.5, "Most seconds a fit trains before its model is published (0: until it converges); the next fit continues from it (warm_start), so the arm gets a better model every few seconds instead of a converged one late.", low=0.0, high=1e6)
     nice: int = param(10, "Niceness added to the fitting thread (0-19): fits take the CPU the planner and the driver leave (Linux).", low=0, high=19)
+    arms: tuple = param(("",), "Namespaces of the arms whose episodes this learner fits and whose planners get its model ('': its own namespace).", read_only=True)
 
 
 class DynamicsLearnerNode(Node):
@@ -64,12 +68,9 @@ class DynamicsLearnerNode(Node):
         self.model_params = ParameterBinding(self, model_config, prefix="model")
         self.last_model: DynamicsModel | None = None  # the last good fit, which the next one may continue
         self.out_dir = Path(self.params[LearnerConfig].out_dir)
-        self.dataset_path, self.model_path = self.out_dir / "dataset.npz", self.out_dir / "model.pt"
-        self.lock = threading.Lock()  # guards dataset
-        self.dataset = TransitionDataset.resume(self.dataset_path, self.arm.obs_dim, self.arm.n)
-        if len(self.dataset):
-            self.get_logger().info(f"resuming {self.dataset}")
-        self.episodes_seen = set(self.dataset.episodes.tolist())
+        self.model_path = self.out_dir / "model.pt"
+        self.lock = threading.Lock()  # guards datasets
+        self.datasets = {arm: self._resume(arm) for arm in self.params[LearnerConfig].arms}  # each arm's apart
         self.fitted_size = 0
         self.unfinished = False  # the last fit ran out of fit_seconds: the next continues it, new data or not
         self.last_fit = -float("inf")
@@ -77,11 +78,34 @@ class DynamicsLearnerNode(Node):
         self.worker = Worker("fit")
         warm_up_torch()  # before any fit: what torch imports at its first optimiser step cannot be cancelled
         self.stop_fitting = threading.Event()
-        self.model_pub = self.create_publisher(UInt8MultiArray, MODEL_TOPIC, LATCHED)
+        self.model_pubs = [self.create_publisher(UInt8MultiArray, arm_topic(arm, MODEL_TOPIC), LATCHED) for arm in self.datasets]
         self.diagnostics = self.create_publisher(DiagnosticArray, DIAGNOSTICS, CONTROL)
-        self.create_subscription(UInt8MultiArray, EPISODES_TOPIC, self.on_episode, EPISODES)
+        for arm in self.datasets:
+            self.create_subscription(UInt8MultiArray, arm_topic(arm, EPISODES_TOPIC), lambda msg, arm=arm: self.on_episode(msg, arm), EPISODES)
         self._republish()
         self.create_timer(0.5, self.maybe_fit)
+
+    def _resume(self, arm: str) -> TransitionDataset:
+        """The dataset of ``arm`` so far (empty at the first start)."""
+        dataset = TransitionDataset.resume(self.dataset_path(arm), self.arm.obs_dim, self.arm.n)
+        if len(dataset):
+            self.get_logger().info(f"resuming {dataset}" + (f" of {arm}" if arm else ""))
+        return dataset
+
+    def dataset_path(self, arm: str) -> Path:
+        return self.out_dir / arm.strip("/") / "dataset.npz"
+
+    @property
+    def dataset(self) -> TransitionDataset:
+        """Every arm's transitions in one dataset (episode ids kept apart), what a fit sees."""
+        with self.lock:
+            parts = list(self.datasets.values())
+            return parts[0].subset(slice(None)) if len(parts) == 1 else TransitionDataset.concatenate(parts)
+
+    def publish_model(self) -> None:
+        data = self.model_path.read_bytes()
+        for publisher in self.model_pubs:
+            publisher.publish(bytes_message(data))
 
     def _republish(self) -> None:
         if not self.model_path.exists():
@@ -93,35 +117,35 @@ class DynamicsLearnerNode(Node):
             return
         self.fitted_size = model.dataset_size
         self.last_model = model
-        self.model_pub.publish(bytes_message(self.model_path.read_bytes()))
+        self.publish_model()
         self.get_logger().info(f"republished {self.model_path} ({model.dataset_size} transitions)")
 
-    def on_episode(self, msg: UInt8MultiArray) -> None:
-        part = new_episodes(self, msg, self.arm, self.episodes_seen)
+    def on_episode(self, msg: UInt8MultiArray, arm: str) -> None:
+        dataset = self.datasets[arm]
+        part = new_episodes(self, msg, self.arm, set(dataset.episodes.tolist()))
         if part is None:
             return
         new = part.episodes.tolist()
+        path = self.dataset_path(arm)
         with self.lock:
-            self.dataset.append(part.obs, part.act, part.next_obs, part.episode, part.time)
+            dataset.append(part.obs, part.act, part.next_obs, part.episode, part.time)
             try:
-                self.dataset.save(self.dataset_path)
+                dataset.save(path)
             except OSError as err:  # a full disk: the data stays in memory, the next episode saves it
-                self.get_logger().error(f"{self.dataset_path} not saved, {len(self.dataset)} transitions kept in memory: {err}")
-        self.episodes_seen.update(new)
-        self.get_logger().info(f"episode(s) {new}: {len(part)} transitions; dataset {len(self.dataset)}")
+                self.get_logger().error(f"{path} not saved, {len(dataset)} transitions kept in memory: {err}")
+        self.get_logger().info(f"episode(s) {new}" + (f" of {arm}" if arm else "") + f": {len(part)} transitions; dataset {len(dataset)}")
 
     def maybe_fit(self) -> None:
         config = self.params[LearnerConfig]
         if self.worker.busy:
             return
         with self.lock:
-            size = len(self.dataset)
+            size = sum(len(dataset) for dataset in self.datasets.values())
         if size < config.min_transitions or (size == self.fitted_size and not self.unfinished):
             return
         if time.monotonic() - self.last_fit < config.retrain_period:
             return
-        with self.lock:
-            data = self.dataset.subset(slice(None))
+        data = self.dataset
         self.last_fit = time.monotonic()
         self.worker.start(self.fit, data, nice=config.nice)
 
@@ -156,7 +180,7 @@ class DynamicsLearnerNode(Node):
         if not self.context.ok():  # shut down while fitting: the checkpoint is on disk for the restart
             print(f"[dynamics_learner] fit on {len(data)} transitions saved to {self.model_path}", file=sys.stderr, flush=True)
             return
-        self.model_pub.publish(bytes_message(self.model_path.read_bytes()))
+        self.publish_model()
         val = report.val_loss[report.best_epoch] if report.val_loss and report.best_epoch >= 0 else float("nan")
         values = {"transitions": len(data), "episodes": len(data.episodes), "seconds": report.seconds,
                   "train_loss": report.train_loss[-1] if report.train_loss else float("nan"), "val_loss": val,

@@ -39,7 +39,8 @@ NODES = {spec.name: spec for spec in (
     NodeSpec("emulated_arm", "mbrl_control.nodes.emulated_arm:EmulatedArmNode"),
     NodeSpec("episode_monitor", "mbrl_control.nodes.monitor:EpisodeMonitor"),
 )}
-# the node the launch files add to every graph, to log each episode (`mbrl-control bringup`
+CONTROLLERS = ("mpc_planner", "policy_controller")  # the nodes that command the arm
+# the node the launch files add beside the controller, to log each episode (`mbrl-control bringup`
 # runs its own, which also plots them)
 MONITOR = NODES["episode_monitor"]
 
@@ -59,6 +60,26 @@ class Graph:
 
     def specs(self) -> list[NodeSpec]:
         return [NODES[name] for name in self.nodes]
+
+    @property
+    def controlled(self) -> bool:
+        """Whether the arm's controller is among the nodes (where the episode monitor goes)."""
+        return any(name in self.nodes for name in CONTROLLERS)
+
+    def only(self, names: str | list[str]) -> "Graph":
+        """The part of this graph that runs on one computer: ``names`` of its nodes (a
+        comma-separated string or a list; empty: all of them). The learner on a
+        workstation with ``dynamics_learner``, the rest next to the arm; DDS joins them.
+
+        Raises:
+            ValueError: a name that is not a node of this graph.
+        """
+        names = [n for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+        unknown = [n for n in names if n.strip() not in self.nodes]
+        if unknown:
+            raise ValueError(f"nodes {unknown} are not in this graph ({', '.join(self.nodes)})")
+        chosen = {n.strip() for n in names}
+        return Graph(tuple(n for n in self.nodes if n in chosen), self.params, self.use_sim_time) if chosen else self
 
 
 GRAPHS = {

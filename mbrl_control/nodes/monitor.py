@@ -28,10 +28,10 @@ from mbrl_control.arm.clip import EpisodeMotion
 from mbrl_control.arm.sim import SimConfig
 from mbrl_control.nodes.common import CONTROL, DIAGNOSTICS, JOINT_STATES, TARGET, bind_arm, spin
 from mbrl_control.config import Config, param
+from mbrl_control.nodes.graph import CONTROLLERS  # whose "control loop" report a line quotes
 from mbrl_control.nodes.messages import joint_state_to_arrays
 from mbrl_control.nodes.params import ParameterBinding
 
-CONTROLLERS = ("mpc_planner", "policy_controller")  # whose "control loop" report a line quotes
 
 
 @dataclass(frozen=True)
