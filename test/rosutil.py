@@ -2,7 +2,11 @@
 setting parameters through the parameter service."""
 
 import os
+import random
+import shutil
+import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -80,3 +84,79 @@ def stand_in_packages(monkeypatch, prefix: Path, *names: str, executables: dict[
         executable.write_text(script)
         executable.chmod(0o755)
     monkeypatch.setenv("AMENT_PREFIX_PATH", os.pathsep.join(filter(None, [str(prefix), os.environ.get("AMENT_PREFIX_PATH")])))
+
+
+class NamespacesUnavailable(RuntimeError):
+    """Network namespaces cannot be made here (not root, no iproute2)."""
+
+
+def _ip(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", *args], capture_output=True, text=True)
+
+
+@dataclass(frozen=True)
+class Host:
+    """A network namespace standing for a computer: its name, address and link's name."""
+
+    name: str
+    address: str
+    link: str
+
+    def command(self, *argv: str) -> list[str]:
+        """``argv`` run inside this host."""
+        return ["ip", "netns", "exec", self.name, *argv]
+
+    def links(self) -> set[str]:
+        return {line.split(":")[1].strip().split("@")[0] for line in _ip("-n", self.name, "-o", "link").stdout.splitlines()}
+
+    def env(self, peer: "Host", folder: Path, domain: int) -> dict[str, str]:
+        """The environment of a node process here: DDS over UDP on the link alone (no
+        shared-memory transport), ``peer`` as its static peer, logs in ``folder``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        return {**os.environ, "ROS_DOMAIN_ID": str(domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET",
+                "ROS_STATIC_PEERS": peer.address, "FASTDDS_BUILTIN_TRANSPORTS": "UDPv4",
+                "ROS_LOG_DIR": str(folder / "log"), "HOME": str(folder)}
+
+
+class TwoHosts:
+    """Two network namespaces of their own (neither is the machine's), joined by a veth
+    pair: the only interfaces DDS sees in them are their loopbacks and that link. Removed
+    on exit.
+
+    Raises:
+        NamespacesUnavailable: on entry, saying why.
+    """
+
+    def __init__(self) -> None:
+        tag, subnet = f"{os.getpid() % 100000}", random.randrange(1, 250)
+        self.hosts = (Host(f"mbrl{tag}arm", f"10.211.{subnet}.1", f"va{tag}"), Host(f"mbrl{tag}ws", f"10.211.{subnet}.2", f"vw{tag}"))
+        self.made: list[str] = []
+
+    def __enter__(self) -> tuple[Host, Host]:
+        if shutil.which("ip") is None:
+            raise NamespacesUnavailable("iproute2's `ip` is not installed: no network namespaces")
+        for host in self.hosts:
+            result = _ip("netns", "add", host.name)
+            if result.returncode != 0:
+                self.__exit__()
+                raise NamespacesUnavailable(f"cannot make a network namespace here ({result.stderr.strip()}): needs root (CAP_SYS_ADMIN)")
+            self.made.append(host.name)
+        a, b = self.hosts
+        commands = [
+            ("link", "add", a.link, "netns", a.name, "type", "veth", "peer", "name", b.link, "netns", b.name),
+            *[("-n", h.name, "addr", "add", f"{h.address}/24", "dev", h.link) for h in self.hosts],
+            *[("-n", h.name, "link", "set", dev, "up") for h in self.hosts for dev in ("lo", h.link)],
+            # DDS discovery's multicast goes out on the link (there is no default route)
+            *[("-n", h.name, "route", "add", "224.0.0.0/4", "dev", h.link) for h in self.hosts],
+        ]
+        for command in commands:
+            result = _ip(*command)
+            if result.returncode != 0:
+                self.__exit__()
+                raise NamespacesUnavailable(f"cannot link the namespaces (ip {' '.join(command)}: {result.stderr.strip()})")
+        return self.hosts
+
+    def __exit__(self, *exc: object) -> None:
+        for name in self.made:
+            _ip("netns", "del", name)
+        self.made.clear()
