@@ -435,3 +435,49 @@ def test_a_time_limited_fit_ends_early_with_a_usable_model_and_says_so(key):
         assert torch.isfinite(model.predict(obs, act).mean).all()
     unlimited = model.fit(data)  # outside the block: no limit, and the warm start continues
     assert not unlimited.timed_out and unlimited.epochs > 1
+
+
+def _saved_as_on_a_gpu(model, path):
+    """``model`` saved with every tensor's storage tagged ``cuda:0``, as torch records a
+    tensor that lives on a GPU (a high-priority location tagger, for this save only)."""
+    from torch import serialization
+
+    tag_as_gpu = (-10_000, lambda storage: "cuda:0", lambda storage, location: None)
+    serialization._package_registry.insert(0, tag_as_gpu)
+    try:
+        return model.save(path)
+    finally:
+        serialization._package_registry.remove(tag_as_gpu)
+
+
+def test_a_checkpoint_from_a_gpu_fit_loads_on_a_cpu_only_planner(checkpoint, tmp_path):
+    on_gpu = _saved_as_on_a_gpu(load_model(checkpoint), tmp_path / "gpu.pt")
+    if not torch.cuda.is_available():  # the simulation is real: torch's default load would fail here
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(on_gpu, weights_only=True)
+    model, reference = load_model(on_gpu, obs_dim=1, act_dim=1), load_model(checkpoint, obs_dim=1, act_dim=1)
+    obs, act = torch.linspace(-2, 2, 16)[:, None], torch.zeros(16, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(model.predict(obs, act).mean, reference.predict(obs, act).mean)
+    assert all(p.device.type == "cpu" for p in model.regressor.parameters())
+
+
+@pytest.mark.parametrize("name", ["pe", "gp"])
+def test_device_auto_fits_on_the_cpu_where_there_is_no_gpu_and_cuda_is_refused(name, monkeypatch):
+    """``auto`` where CUDA is missing fits on the CPU, the same model as ``cpu``; ``cuda``
+    is refused with the reason; the fitted model is on the CPU either way."""
+    from mbrl_control.devices import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    overrides = SMALL if name == "pe" else {"iterations": 20}
+    data = system(200, seed=7)
+    models = {device: make_model(name, 1, 1, **overrides, device=device) for device in ("cpu", "auto")}
+    for model in models.values():
+        model.fit(data)
+    obs, act = torch.linspace(-2, 2, 16)[:, None], torch.zeros(16, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(models["auto"].predict(obs, act).mean, models["cpu"].predict(obs, act).mean)
+    assert all(p.device.type == "cpu" for p in models["auto"].regressor.parameters())
+    assert resolve_device("auto") == (torch.device("cpu"), "device auto: no CUDA device here, so on the CPU")
+    with pytest.raises(ConfigError, match="device = 'cuda'.*no CUDA device"):
+        make_model(name, 1, 1, **overrides, device="cuda").fit(data)

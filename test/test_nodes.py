@@ -478,3 +478,29 @@ def test_two_arms_feed_one_learner_whose_models_both_planners_use(tmp_path):
         n = len(kept)
         assert n and np.array_equal(kept.obs, recorded.obs[:n])
     assert not (tmp_path / "learner" / "dataset.npz").exists()
+
+
+def test_a_learner_on_device_auto_without_a_gpu_says_so_once_and_cuda_is_refused(tmp_path, capfd, monkeypatch, transitions):
+    from rclpy.parameter import Parameter
+
+    from mbrl_control.config import ConfigError
+    from mbrl_control.nodes.dynamics_learner import DynamicsLearnerNode
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        settings = [Parameter("out_dir", value=str(tmp_path)), Parameter("model.type", value="mlp"), Parameter("model.max_epochs", value=5)]
+        learner = DynamicsLearnerNode(context=context, parameter_overrides=[*settings, Parameter("model.device", value="auto")])
+        for episode in transitions.episodes:  # two fits
+            learner.on_episode(UInt8MultiArray(data=transitions.subset(transitions.episode == episode).to_bytes()), "")
+            learner.maybe_fit()
+            wait_for(lambda: not learner.worker.busy, 60, "the fit")
+        assert learner.fits == 2 and load_model(tmp_path / "model.pt", 16, 5).dataset_size == len(transitions)
+        learner.close()
+        learner.destroy_node()
+        assert capfd.readouterr().err.count("device auto: no CUDA device here, so on the CPU") == 1
+        with pytest.raises(ConfigError, match="device = 'cuda'"):
+            DynamicsLearnerNode(context=context, parameter_overrides=[*settings, Parameter("model.device", value="cuda")])
+    finally:
+        rclpy.shutdown(context=context)

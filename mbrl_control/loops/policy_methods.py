@@ -17,6 +17,7 @@ import numpy as np
 
 from mbrl_control.config import Config, param
 from mbrl_control.data.transitions import TransitionDataset
+from mbrl_control.devices import DEVICES
 from mbrl_control.loops.policy_search import ImaginedPolicyTrainer
 from mbrl_control.models.dynamics import DynamicsModel
 from mbrl_control.policies.imitation import behaviour_cloning, label_states
@@ -117,6 +118,8 @@ class DAggerConfig(Config):
     """Settings of DAgger in the trainer."""
 
     epochs: int = param(50, "Behaviour-cloning epochs per round.", low=1, high=100_000)
+    device: str = param("cpu", "Where behaviour cloning runs: cpu, cuda, or auto (cuda where there is a GPU); the policy comes back to the CPU.",
+                        choices=DEVICES, read_only=True)
 
 
 class DAgger(PolicyMethod):
@@ -138,6 +141,6 @@ class DAgger(PolicyMethod):
             actions = label_states(expert.act, fresh.obs, fresh.episode, expert.reset)
             data.labels.append(fresh.obs, actions, fresh.next_obs, fresh.episode, fresh.time)
         losses = behaviour_cloning(trainer.policy, data.labels.obs, data.labels.act, epochs=config.epochs,
-                                   seed=trainer.cfg.seed + trainer.rounds)
+                                   seed=trainer.cfg.seed + trainer.rounds, device=config.device)
         trainer.rounds += 1
         return losses[-1]

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from mbrl_control.config import Config, param
+from mbrl_control.devices import DEVICES
 
 REGRESSORS: dict[str, type["Regressor"]] = {}
 
@@ -56,6 +57,8 @@ class ModelConfig(Config):
     val_fraction: float = param(0.2, "Fraction of transitions held out (at random) for early stopping.", low=0.0, high=0.9)
     warm_start: bool = param(True, "A refit starts from the previous fit's weights (and hyperparameters) instead of anew.")
     seed: int = param(0, "Seed of initialisation, data split and minibatch order.", low=0)
+    device: str = param("cpu", "Where fits run: cpu, cuda, or auto (cuda where there is a GPU); the fitted model always comes back to the CPU, so any planner loads it.",
+                        choices=DEVICES, read_only=True)
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,8 @@ class Regressor(nn.Module, metaclass=ABCMeta):
     # how a planner uses the model's uncertainty unless told otherwise (MPCConfig.propagation
     # "model"): one of planning.propagation.PROPAGATIONS
     propagation: ClassVar[str] = "ts_inf"
+    # whether fit() runs on config.device (a GPU); False: always on the CPU
+    fits_on_device: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

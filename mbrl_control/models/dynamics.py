@@ -41,6 +41,7 @@ from mbrl_control import __version__
 from mbrl_control.checkpoint import CheckpointError, load_torch, save_torch, source_name
 from mbrl_control.config import ConfigError
 from mbrl_control.data.transitions import TransitionDataset
+from mbrl_control.devices import resolve_device
 from mbrl_control.models.base import REGRESSORS, FitReport, ModelConfig, Prediction, Regressor
 from mbrl_control.models.normalizer import Normalizer
 
@@ -144,8 +145,18 @@ class DynamicsModel:
             self.regressor = self._new_regressor()
         torch.manual_seed(cfg.seed + self.dataset_size)
         x, y = self.input_norm.normalize(x), self.output_norm.normalize(dy)
-        report = self.regressor.fit(x[train], y[train], x[held], y[held], warm)
+        device = resolve_device(cfg.device)[0]
+        cpu_only = device.type != "cpu" and not self.cls.fits_on_device
+        device = torch.device("cpu") if cpu_only else device
+        self.regressor.to(device)
+        try:
+            report = self.regressor.fit(*(t.to(device) for t in (x[train], y[train], x[held], y[held])), warm)
+        finally:  # back where planners and checkpoints expect it, whatever happened
+            self.regressor.to("cpu")
         self.regressor.eval()
+        if device.type != "cpu" or cpu_only:
+            where = f"on the CPU: {self.name} does not fit on {cfg.device}" if cpu_only else f"fitted on {device}"
+            report.notes = "; ".join(filter(None, [report.notes, where]))
         self.dataset_size = len(dataset)
         report.seconds = time.perf_counter() - start
         report.train_size, report.val_size = int(train.sum()), int(held.sum())

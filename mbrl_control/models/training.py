@@ -66,7 +66,7 @@ def train_members(
     passes = math.ceil(MIN_BATCHES_PER_EPOCH * min(batch_size, N) / N)
     x_val_e, y_val_e = x_val.expand(E, *x_val.shape), y_val.expand(E, *y_val.shape)
     report, steps, stale = FitReport(), 0, 0
-    best_score = torch.full((E,), math.inf)
+    best_score = torch.full((E,), math.inf, device=x.device)
     best_state = {name: value.clone() for name, value in network.state_dict().items()}
     for epoch in range(max_epochs):
         if stop_now(report, epoch, "epochs"):
@@ -76,7 +76,7 @@ def train_members(
             break
         network.train()
         shuffles = torch.argsort(torch.rand(E, passes * N, generator=generator), dim=1) % N
-        order = rows.gather(1, shuffles)  # [E, passes·N]: each member's rows, reshuffled
+        order = rows.gather(1, shuffles).to(x.device)  # [E, passes·N]: each member's rows, reshuffled
         losses = []
         for start in range(0, order.shape[1], batch_size):
             raise_if_cancelled()  # per step: a fit starved of CPU (a low priority, a busy computer) still stops at once

@@ -37,6 +37,7 @@ from std_msgs.msg import UInt8MultiArray
 from mbrl_control.checkpoint import CheckpointError
 from mbrl_control.config import Config, param
 from mbrl_control.data.transitions import TransitionDataset
+from mbrl_control.devices import resolve_device
 from mbrl_control.models import REGRESSORS, DynamicsModel, FitCancelled, cancellable, load_model, make_model, time_limited
 from mbrl_control.nodes.common import (
     CONTROL, DIAGNOSTICS, EPISODES, EPISODES_TOPIC, LATCHED, MODEL_TOPIC, Worker, arm_topic, bind_arm, bytes_message, new_episodes,
@@ -66,6 +67,9 @@ class DynamicsLearnerNode(Node):
         self.params = ParameterBinding(self, LearnerConfig())
         model_config = REGRESSORS[self.params[LearnerConfig].model].Config().replace(**self.arm.MODEL_LAYOUT)
         self.model_params = ParameterBinding(self, model_config, prefix="model")
+        _, note = resolve_device(self.model_params[type(model_config)].device)  # cuda where there is none: refused now
+        if note:
+            self.get_logger().info(note)
         self.last_model: DynamicsModel | None = None  # the last good fit, which the next one may continue
         self.out_dir = Path(self.params[LearnerConfig].out_dir)
         self.model_path = self.out_dir / "model.pt"

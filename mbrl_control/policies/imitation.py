@@ -37,6 +37,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from mbrl_control.devices import resolve_device
 from mbrl_control.models.base import raise_if_cancelled
 from mbrl_control.policies.config import PolicyConfig
 from mbrl_control.policies.networks import GaussianPolicy
@@ -67,14 +68,28 @@ def behaviour_cloning(
     batch_size: int = 256,
     learning_rate: float = 1e-3,
     seed: int = 0,
+    device: str = "cpu",
 ) -> list[float]:
     """Fit ``policy`` to expert pairs (``obs`` [N, obs_dim], ``actions`` [N, A] in the
     environment's units) by maximum likelihood; the observation statistics are refitted to
-    ``obs``. Returns the mean negative log-likelihood per epoch."""
+    ``obs``. On ``device`` (cpu, cuda, auto), the policy back on the CPU after. Returns the
+    mean negative log-likelihood per epoch."""
     x = torch.as_tensor(obs, dtype=torch.float32)
     raw = policy.from_env(torch.as_tensor(actions, dtype=torch.float32))
     policy.obs_norm.reset()
     policy.update_obs_stats(x)
+    where = resolve_device(device)[0]
+    try:
+        policy.to(where)
+        return _clone(policy, x.to(where), raw.to(where), epochs, batch_size, learning_rate, seed)
+    finally:
+        policy.to("cpu")
+
+
+def _clone(policy: GaussianPolicy, x: torch.Tensor, raw: torch.Tensor, epochs: int, batch_size: int, learning_rate: float,
+           seed: int) -> list[float]:
+    """Maximum-likelihood epochs of ``policy`` on ``x`` [N, obs_dim] → ``raw`` [N, A] (its
+    pre-squash actions), on their device."""
     optimizer = torch.optim.Adam(policy.parameters(), lr=learning_rate)
     generator = torch.Generator().manual_seed(seed)
     losses = []
@@ -82,7 +97,7 @@ def behaviour_cloning(
         raise_if_cancelled()
         order, total = torch.randperm(len(x), generator=generator), 0.0
         for start in range(0, len(x), batch_size):
-            rows = order[start : start + batch_size]
+            rows = order[start : start + batch_size].to(x.device)
             loss = -policy.log_prob(x[rows], raw[rows]).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
