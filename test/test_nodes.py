@@ -451,7 +451,7 @@ def test_two_arms_feed_one_learner_whose_models_both_planners_use(tmp_path):
     context = Context()
     rclpy.init(context=context)
     arm = Graph(("sim_node", "data_collector", "mpc_planner"), "sim.yaml", True)
-    learner = Graph(("dynamics_learner",), "sim.yaml", False)
+    learner = Graph(("dynamics_learner",), "sim.yaml", True)  # as bringup sim --nodes dynamics_learner: no /clock in its namespace
 
     def arm_settings(name: str, seed: int) -> dict:
         return {"sim_node": {"episode_length": 30, "seed": seed}, "data_collector": {"out_dir": str(tmp_path / name)},

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from std_msgs.msg import UInt8MultiArray
 
@@ -87,7 +88,9 @@ class DynamicsLearnerNode(Node):
         for arm in self.datasets:
             self.create_subscription(UInt8MultiArray, arm_topic(arm, EPISODES_TOPIC), lambda msg, arm=arm: self.on_episode(msg, arm), EPISODES)
         self._republish()
-        self.create_timer(0.5, self.maybe_fit)
+        # on the computer's clock, not /clock: a learner outside the arms' namespaces hears no /clock,
+        # and its schedule is wall-clock work anyway
+        self.create_timer(0.5, self.maybe_fit, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     def _resume(self, arm: str) -> TransitionDataset:
         """The dataset of ``arm`` so far (empty at the first start)."""

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from std_msgs.msg import UInt8MultiArray
 
@@ -104,7 +105,9 @@ class PolicyTrainerNode(Node):
             self, MODEL_TOPIC, lambda source: load_model(source, self.arm.obs_dim, self.arm.n, derive=self.arm.derive), "model")
         self.create_subscription(UInt8MultiArray, EPISODES_TOPIC, self.on_episode, EPISODES)
         self._resume()
-        self.create_timer(0.5, self.maybe_train)
+        # on the computer's clock, not /clock: a learner outside the arms' namespaces hears no /clock,
+        # and its schedule is wall-clock work anyway
+        self.create_timer(0.5, self.maybe_train, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     def _make_trainer(self) -> ImaginedPolicyTrainer:
         """The policy, its learner and the task: observation and action spaces, reward and
