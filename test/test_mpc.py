@@ -159,3 +159,46 @@ def test_the_model_brings_the_propagation_it_plans_with(name, propagation):
     model = make_model(name, 2, 2)
     assert MPCController(model, distance_reward, -np.ones(2), np.ones(2)).propagation == propagation
     assert MPCController(model, distance_reward, -np.ones(2), np.ones(2), propagation="ts1").propagation == "ts1"
+
+
+def toward_origin(obs):
+    """The optimum of the integrator's distance cost: full speed to the origin, [B, 2]."""
+    return (-obs / 0.1).clamp(-1, 1)
+
+
+def test_labels_many_states_in_one_search_and_keeps_the_warm_start():
+    mpc = controller(optimizer_overrides={"population": 200, "elites": 20, "iterations": 4})
+    mpc.act(np.array([0.5, 0.5]))
+    plan, past = mpc._plan.clone(), mpc.past.clone()
+    states = np.random.default_rng(0).uniform(-1, 1, size=(100, 2)) * [[1.0, 1.0]]
+    states[np.abs(states).min(1) < 0.3] = 0.5  # far enough that the optimum is full speed on both axes
+    labels = mpc.label(states, batch=32)
+    assert labels.shape == (100, 2) and labels.dtype == np.float32
+    assert np.all(np.sign(labels) == -np.sign(states)) and np.abs(labels).mean() > 0.6  # fast toward the origin
+    torch.testing.assert_close(mpc._plan, plan)
+    torch.testing.assert_close(mpc.past, past)
+    one_by_one = controller(optimizer="icem", optimizer_overrides={"population": 200, "elites": 20, "iterations": 4}).label(states[:5])
+    assert np.all(np.sign(one_by_one) == -np.sign(states[:5])) and np.abs(one_by_one).mean() > 0.6
+
+
+def test_a_broken_model_labels_with_the_safe_action():
+    np.testing.assert_array_equal(controller(Broken()).label(np.ones((3, 2))), np.zeros((3, 2)))
+
+
+def test_the_policy_inside_the_planner():
+    """With the optimal policy proposing, a planner of 4 samples plans what it proposes;
+    proposals stay inside the bounds; without proposals the policy is not used."""
+    small = {"population": 4, "elites": 2, "iterations": 1}
+    mpc = controller(proposals=3, optimizer_overrides=small)
+    mpc.set_policy(toward_origin)
+    state = np.array([0.8, -0.6])
+    proposals = mpc.proposals(torch.as_tensor(state, dtype=torch.float32), mpc.past)
+    assert proposals.shape == (3, 8, 2) and torch.all(proposals.abs() <= 1.0)
+    action = mpc.act(state)
+    np.testing.assert_allclose(action, [-1.0, 1.0])
+    assert mpc.last_result.proposed
+    labels = mpc.label(np.array([[0.8, -0.6], [-0.05, 0.02]]))
+    np.testing.assert_allclose(labels, [[-1.0, 1.0], [0.5, -0.2]], atol=1e-6)
+    plain = controller(optimizer_overrides=small)
+    plain.set_policy(toward_origin)  # proposals = 0: planned without it
+    assert plain.proposals(torch.zeros(2), plain.past) is None

@@ -17,13 +17,23 @@ transitions plans 3× slower than on 100), a model swap can change the cost at a
 and a late command costs the servo a whole control period. (Measured on ArmReach's
 graph, 5 runs: shrinking the population instead of leaving out CEM's second iteration
 reached fewer targets, 83 % against 89 % from episode 3 on.)
+
+A policy can join the search (as in TD-MPC): with ``proposals`` K > 0 and a policy set
+(:meth:`MPCController.set_policy`), each tick rolls the policy through the model's mean
+from the current state — its action sequence over the horizon — and adds it and K - 1
+perturbations of it to the optimiser's first samples; the plan is the cheapest of the
+optimiser's and the proposals (:meth:`TrajectoryOptimizer.finish`). A good policy lets a
+much smaller population plan as well.
+
+:meth:`MPCController.label` plans from many states at once (cold starts, one cost call per
+iteration for all of them, where the optimiser is ``batched``): the expert labels of DAgger.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -48,6 +58,26 @@ class MPCConfig(Config):
     time_budget: float = param(0.0, "Seconds of planning per tick before the best plan so far is used; 0 = no limit.", low=0.0, high=10.0)
     seed: int = param(0, "Seed of the planner's sampling.", low=0)
     threads: int = param(1, "torch threads while planning (process-wide; 1 beats 2 on a busy 2-core computer, see benchmarks/planning_rate.py).", low=1, high=256)
+    proposals: int = param(0, "Sequences from the current policy among the first samples (its rollout through the model and proposals - 1 perturbations of it); 0 = plan without the policy.", low=0, high=10_000)
+    proposal_std: float = param(0.1, "Std of the perturbed proposals, as a fraction of the half-range of the action bounds.", low=0.0, high=10.0)
+
+
+Policy = Callable[[torch.Tensor], torch.Tensor]  # obs [B, obs_dim] -> action [B, A] (a GaussianPolicy's mean)
+
+
+def policy_sequence(model: DynamicsModel, policy: Policy, obs: torch.Tensor, horizon: int, past: torch.Tensor | None = None) -> torch.Tensor:
+    """The actions [B, H, A] ``policy`` takes over ``horizon`` steps from ``obs`` [B, obs_dim]
+    through ``model``'s mean prediction (``past`` [B, h, A]: the actions before each)."""
+    actions = []
+    with torch.no_grad():
+        for _ in range(horizon):
+            act = policy(obs)
+            actions.append(act)
+            next_obs = model.predict_mean(obs, act, past)
+            if model.history:
+                past = torch.cat([past[:, 1:], act[:, None]], dim=1)
+            obs = next_obs
+    return torch.stack(actions, dim=1)
 
 
 class MPCController:
@@ -85,6 +115,7 @@ class MPCController:
         self.planning_times: list[float] = []
         self.fallbacks = 0
         self.last_result: OptimizerResult | None = None
+        self.policy: Policy | None = None
 
     def configure(self, config: MPCConfig, optimizer_overrides: dict[str, Any] | None = None) -> None:
         """Plan with new settings from the next ``act`` on (a live parameter change). The
@@ -109,6 +140,25 @@ class MPCController:
         self.past = padded[len(padded) - model.history :]
         self.model = model
 
+    def set_policy(self, policy: Policy | None) -> None:
+        """Propose ``policy``'s sequences from the next tick on (``proposals`` > 0); None: stop."""
+        self.policy = policy
+
+    def proposals(self, obs: torch.Tensor, past: torch.Tensor) -> torch.Tensor | None:
+        """The policy's sequence and ``proposals`` - 1 perturbations of it, clipped:
+        [..., K, H, A] for ``obs`` [..., obs_dim] and ``past`` [..., h, A]; None without a
+        policy or with ``proposals`` 0."""
+        count = self.config.proposals
+        if self.policy is None or count == 0:
+            return None
+        batch, starts = obs.shape[:-1], obs.reshape(-1, obs.shape[-1])
+        sequence = policy_sequence(self.model, self.policy, starts, self.config.horizon,
+                                   past.reshape(len(starts), *past.shape[-2:]))  # [B, H, A]
+        noise = torch.randn((len(sequence), count, *sequence.shape[1:]), generator=self.generator)
+        noise[:, 0] = 0.0  # the policy's own sequence
+        proposed = sequence[:, None] + self.config.proposal_std * self.optimizer.half_range * noise
+        return self.optimizer.clip(proposed).reshape(*batch, count, *sequence.shape[1:])
+
     def record(self, action: np.ndarray) -> None:
         """Book ``action`` [A] as the one sent this tick, for a caller that sent another
         action than :meth:`act` returned (an open-loop plan's step, a clamped command);
@@ -122,12 +172,10 @@ class MPCController:
         if torch.get_num_threads() != self.config.threads:
             torch.set_num_threads(self.config.threads)
         deadline = start + self.config.time_budget if self.config.time_budget > 0 else None
-        cost = trajectory_cost(
-            self.model, torch.as_tensor(obs, dtype=torch.float32), self.reward_fn,
-            particles=self.config.particles, propagation=self.propagation,
-            termination_fn=self.termination_fn, risk=self.config.risk, generator=self.generator, past=self.past,
-        )
-        result = self.optimizer.optimize(cost, initial=self._plan, deadline=deadline, generator=self.generator)
+        state = torch.as_tensor(obs, dtype=torch.float32)
+        cost = self._cost(state, self.past)
+        proposals = self.proposals(state, self.past)
+        result = self.optimizer.optimize(cost, initial=self._plan, deadline=deadline, generator=self.generator, proposals=proposals)
         self.last_result = result
         if not (np.isfinite(result.cost) and torch.isfinite(result.actions).all()):
             self.fallbacks += 1
@@ -141,6 +189,39 @@ class MPCController:
         self.planning_times.append(seconds)
         self._keep_budget(seconds)
         return action
+
+    def label(self, states: np.ndarray, batch: int = 64) -> np.ndarray:
+        """The first action [N, A] (float32) of a plan from each of ``states`` [N, obs_dim],
+        each planned from a cold start with no actions in flight, ``batch`` states per
+        optimisation where the optimiser is ``batched`` (else one by one): an expert's
+        labels for DAgger. The warm start and the actions sent are kept (an optimiser's
+        elites carried from tick to tick are not); a state whose plan is not finite gets
+        the safe action."""
+        states = torch.as_tensor(np.asarray(states), dtype=torch.float32)
+        if states.ndim != 2:
+            raise ValueError(f"states must be [N, obs_dim], got {list(states.shape)}")
+        labels = np.empty((len(states), len(self.low)), dtype=np.float32)
+        for first in range(0, len(states), batch if self.optimizer.batched else 1):
+            obs = states[first : first + (batch if self.optimizer.batched else 1)]
+            past = torch.zeros(len(obs), self.model.history, len(self.low))
+            self.optimizer.reset()
+            if self.optimizer.batched:
+                result = self.optimizer.optimize(self._cost(obs, past), initial=self.optimizer.initial().expand(len(obs), -1, -1),
+                                                 generator=self.generator, proposals=self.proposals(obs, past))
+                actions, cost = result.actions[:, 0], torch.as_tensor(result.cost)
+            else:
+                result = self.optimizer.optimize(self._cost(obs[0], past[0]), generator=self.generator,
+                                                 proposals=self.proposals(obs[0], past[0]))
+                actions, cost = result.actions[:1, :], torch.as_tensor([result.cost])
+            finite = torch.isfinite(cost) & torch.isfinite(actions).all(-1)
+            labels[first : first + len(obs)] = np.where(finite[:, None].numpy(), actions.numpy(), self.safe_action)
+        self.optimizer.reset()
+        return labels
+
+    def _cost(self, obs: torch.Tensor, past: torch.Tensor):
+        """The planning cost from ``obs`` [..., obs_dim] with ``past`` [..., h, A] sent."""
+        return trajectory_cost(self.model, obs, self.reward_fn, particles=self.config.particles, propagation=self.propagation,
+                               termination_fn=self.termination_fn, risk=self.config.risk, generator=self.generator, past=past)
 
     @property
     def propagation(self) -> str:

@@ -27,6 +27,16 @@ because of planning. The first iteration always runs.
 
 The sampling optimisers evaluate the cost under ``torch.no_grad()``; gradient shooting
 needs a cost that is differentiable in the actions (:func:`trajectory_cost` is).
+
+Every optimiser takes ``proposals`` [K, H, A]: sequences from elsewhere (a policy's, as in
+TD-MPC) that join the first iteration's samples (the restarts, for gradient shooting), and
+the plan returned is the cheapest of the optimiser's own plan and the proposals. A proposal
+that is the optimum is therefore the plan from the first iteration on, and a poor one costs
+only its K rollouts.
+
+CEM also plans many problems at once (``batched``): with a cost over [B, N, H, A] → [B, N]
+and a warm start [B, H, A] (or proposals [B, K, H, A]) each of the B plans gets its own
+samples, elites and refits, in one cost call per iteration.
 """
 
 from __future__ import annotations
@@ -49,12 +59,15 @@ Cost = Callable[[torch.Tensor], torch.Tensor]  # actions [N, H, A] -> cost [N]
 class OptimizerResult:
     """Best action sequence ``actions`` [H, A] found, its ``cost``, and how many
     iterations ran before convergence, the iteration limit or the deadline. ``elites``
-    [K, H, A] are the best sequences of the last iteration, cheapest first (CEM)."""
+    [K, H, A] are the best sequences of the last iteration, cheapest first (CEM). A batched
+    search's are [B, H, A], a cost tensor [B] and [B, K, H, A]. ``proposed``: whether a
+    proposal won (per problem, when batched)."""
 
     actions: torch.Tensor
-    cost: float
+    cost: float | torch.Tensor
     iterations: int
     elites: torch.Tensor | None = None
+    proposed: bool | torch.Tensor = False
 
 
 @dataclass(frozen=True)
@@ -137,6 +150,7 @@ class TrajectoryOptimizer(ABC):
     name: ClassVar[str]
     Config: ClassVar[type[Config]]
     samples: ClassVar[tuple[str, ...]] = ()  # the config's counts of sequences per iteration, which :meth:`scale` shrinks
+    batched: ClassVar[bool] = False  # plans [B, H, A] at once from a warm start [B, H, A]
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -191,6 +205,23 @@ class TrajectoryOptimizer(ABC):
     def clip(self, actions: torch.Tensor) -> torch.Tensor:
         return torch.maximum(torch.minimum(actions, self.high), self.low)
 
+    def finish(self, cost: Cost, plan: torch.Tensor, iterations: int, proposals: torch.Tensor | None,
+               elites: torch.Tensor | None = None, plan_cost: float | None = None) -> OptimizerResult:
+        """The result: ``plan`` [..., H, A] (of ``plan_cost`` if known), or the cheapest of
+        ``proposals`` [..., K, H, A] where it costs less, all scored in one call."""
+        if proposals is None:
+            if plan_cost is None:
+                plan_cost = cost(plan[..., None, :, :])[..., 0]
+                plan_cost = float(plan_cost) if plan_cost.ndim == 0 else plan_cost
+            return OptimizerResult(plan, plan_cost, iterations, elites)
+        candidates = torch.cat([plan[..., None, :, :], self.clip(proposals)], dim=-3)
+        costs = cost(candidates)  # [..., 1 + K]
+        best_cost, best = costs.min(dim=-1)
+        actions = torch.take_along_dim(candidates, best[..., None, None, None], dim=-3).squeeze(-3)
+        if best.ndim == 0:
+            return OptimizerResult(actions, float(best_cost), iterations, elites, bool(best > 0))
+        return OptimizerResult(actions, best_cost, iterations, elites, best > 0)
+
     @abstractmethod
     def optimize(
         self,
@@ -198,9 +229,23 @@ class TrajectoryOptimizer(ABC):
         initial: torch.Tensor | None = None,
         deadline: float | None = None,
         generator: torch.Generator | None = None,
+        proposals: torch.Tensor | None = None,
     ) -> OptimizerResult:
         """Search from ``initial`` [H, A] (default :meth:`initial`) until done or
-        ``deadline`` (``time.perf_counter()`` seconds)."""
+        ``deadline`` (``time.perf_counter()`` seconds), with ``proposals`` [K, H, A] among
+        the first samples and candidates for the plan."""
+
+
+def with_proposals(samples: torch.Tensor, proposals: torch.Tensor | None, clip: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """``samples`` [..., N, H, A] with the clipped ``proposals`` [..., K, H, A] after them."""
+    return samples if proposals is None else torch.cat([samples, clip(proposals)], dim=-3)
+
+
+def take_elites(samples: torch.Tensor, costs: torch.Tensor, count: int) -> torch.Tensor:
+    """The ``count`` cheapest of ``samples`` [..., N, H, A] by ``costs`` [..., N],
+    cheapest first: [..., count, H, A]."""
+    order = torch.argsort(costs, dim=-1)[..., :count]
+    return torch.take_along_dim(samples, order[..., None, None], dim=-3)
 
 
 def _iterations(limit: int, deadline: float | None) -> Iterator[int]:
@@ -224,14 +269,15 @@ class RandomShooting(TrajectoryOptimizer):
     samples = ("population",)
 
     @torch.no_grad()
-    def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
+    def optimize(self, cost, initial=None, deadline=None, generator=None, proposals=None) -> OptimizerResult:
         shape = (self.config.population, self.horizon, len(self.low))
         samples = self.low + (self.high - self.low) * torch.rand(shape, generator=generator)
         if initial is not None:  # the previous plan competes too
             samples[0] = self.clip(initial)
+        samples = with_proposals(samples, proposals, self.clip)
         costs = cost(samples)
         best = int(torch.argmin(costs))
-        return OptimizerResult(samples[best], float(costs[best]), 1)
+        return OptimizerResult(samples[best], float(costs[best]), 1, proposed=best >= self.config.population)
 
 
 class CEM(TrajectoryOptimizer):
@@ -240,27 +286,30 @@ class CEM(TrajectoryOptimizer):
     name = "cem"
     Config = CEMConfig
     samples = ("population", "elites")
+    batched = True
 
     @torch.no_grad()
-    def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
+    def optimize(self, cost, initial=None, deadline=None, generator=None, proposals=None) -> OptimizerResult:
         cfg = self.config
-        mean = self.start(initial)
+        mean = self.start(initial)  # [..., H, A]
+        if proposals is not None and initial is None:
+            mean = mean.expand(*proposals.shape[:-3], *mean.shape).clone()
         var = (cfg.initial_std * self.half_range).expand_as(mean) ** 2
         iterations = 0
         for iterations in _iterations(cfg.iterations, deadline):
             # not narrowed near a bound (PETS keeps two stds inside): a mean at a bound would
             # get std 0 there, and the warm start carries it tick after tick
-            std = var.sqrt()
-            noise = torch.randn((cfg.population, *mean.shape), generator=generator)
-            samples = self.clip(mean + std * noise)
-            costs = cost(samples)
-            order = torch.argsort(costs)
-            elites = samples[order[: cfg.elites]]
-            mean = cfg.alpha * mean + (1 - cfg.alpha) * elites.mean(0)
-            var = cfg.alpha * var + (1 - cfg.alpha) * elites.var(0, unbiased=False)
+            std = var.sqrt()[..., None, :, :]
+            noise = torch.randn((*mean.shape[:-2], cfg.population, *mean.shape[-2:]), generator=generator)
+            samples = self.clip(mean[..., None, :, :] + std * noise)
+            if iterations == 0:
+                samples = with_proposals(samples, proposals, self.clip)
+            elites = take_elites(samples, cost(samples), cfg.elites)
+            mean = cfg.alpha * mean + (1 - cfg.alpha) * elites.mean(-3)
+            var = cfg.alpha * var + (1 - cfg.alpha) * elites.var(-3, unbiased=False)
             if torch.all(var.sqrt() < cfg.min_std):
                 break
-        return OptimizerResult(mean, float(cost(mean[None])[0]), iterations + 1, elites)
+        return self.finish(cost, mean, iterations + 1, proposals, elites)
 
 
 def colored_noise(shape: tuple[int, ...], horizon: int, exponent: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -306,7 +355,7 @@ class ICEM(TrajectoryOptimizer):
         return self.clip(mean + std * noise)
 
     @torch.no_grad()
-    def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
+    def optimize(self, cost, initial=None, deadline=None, generator=None, proposals=None) -> OptimizerResult:
         cfg = self.config
         mean = self.start(initial)
         var = (cfg.initial_std * self.half_range).expand_as(mean) ** 2
@@ -319,6 +368,8 @@ class ICEM(TrajectoryOptimizer):
             if iterations == 0 and self._elites is not None and kept:  # last tick's elites, a step on
                 last = self.clip(mean[-1] + std[-1] * torch.randn((kept, mean.shape[1]), generator=generator))
                 samples.append(torch.cat([self._elites[:kept, 1:], last[:, None]], dim=1))
+            if iterations == 0 and proposals is not None:
+                samples.append(self.clip(proposals))
             elif iterations > 0 and kept:
                 samples.append(elites[:kept])
             if iterations == cfg.iterations - 1:
@@ -333,8 +384,8 @@ class ICEM(TrajectoryOptimizer):
             var = cfg.alpha * var + (1 - cfg.alpha) * elites.var(0, unbiased=False)
         self._elites = elites
         if cfg.execute == "mean":
-            return OptimizerResult(mean, float(cost(mean[None])[0]), iterations + 1, elites)
-        return OptimizerResult(best_actions, best_cost, iterations + 1, elites)
+            return self.finish(cost, mean, iterations + 1, proposals, elites)
+        return self.finish(cost, best_actions, iterations + 1, proposals, elites, best_cost)
 
 
 class MPPI(TrajectoryOptimizer):
@@ -345,7 +396,7 @@ class MPPI(TrajectoryOptimizer):
     samples = ("population",)
 
     @torch.no_grad()
-    def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
+    def optimize(self, cost, initial=None, deadline=None, generator=None, proposals=None) -> OptimizerResult:
         cfg = self.config
         mean = self.start(initial)
         sigma = cfg.noise_std * self.half_range
@@ -353,10 +404,12 @@ class MPPI(TrajectoryOptimizer):
         for iterations in _iterations(cfg.iterations, deadline):
             noise = torch.randn((cfg.population, *mean.shape), generator=generator)
             samples = self.clip(mean + sigma * noise)
+            if iterations == 0:
+                samples = with_proposals(samples, proposals, self.clip)
             costs = cost(samples)
             weights = torch.softmax(-(costs - costs.min()) / cfg.temperature, dim=0)
             mean = torch.einsum("n,nha->ha", weights, samples)  # a convex combination: inside the bounds
-        return OptimizerResult(mean, float(cost(mean[None])[0]), iterations + 1)
+        return self.finish(cost, mean, iterations + 1, proposals)
 
 
 def descend(
@@ -407,14 +460,14 @@ class GradientShooting(TrajectoryOptimizer):
     Config = GradientConfig
     samples = ("candidates",)
 
-    def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
+    def optimize(self, cost, initial=None, deadline=None, generator=None, proposals=None) -> OptimizerResult:
         cfg = self.config
         start = self.start(initial)
         noise = torch.randn((cfg.candidates, *start.shape), generator=generator)
         noise[0] = 0.0  # the start itself is one of the candidates
-        candidates = self.clip(start + cfg.initial_std * self.half_range * noise)
+        candidates = with_proposals(self.clip(start + cfg.initial_std * self.half_range * noise), proposals, self.clip)
         actions, best, steps = descend(self, cost, candidates, cfg.steps, cfg.learning_rate, deadline, generator)
-        return OptimizerResult(actions, best, steps)
+        return OptimizerResult(actions, best, steps)  # the proposals were among the candidates
 
 
 class CEMGradient(CEM):
@@ -425,9 +478,9 @@ class CEMGradient(CEM):
     Config = CEMGradientConfig
     samples = ("population", "elites", "refine_candidates")
 
-    def optimize(self, cost, initial=None, deadline=None, generator=None) -> OptimizerResult:
+    def optimize(self, cost, initial=None, deadline=None, generator=None, proposals=None) -> OptimizerResult:
         cfg = self.config
-        sampled = super().optimize(cost, initial, deadline, generator)
+        sampled = super().optimize(cost, initial, deadline, generator, proposals)
         candidates = torch.cat([sampled.actions[None], sampled.elites[: cfg.refine_candidates - 1]])
         actions, best, steps = descend(self, cost, candidates, cfg.refine_steps, cfg.learning_rate, deadline, generator)
         if sampled.cost <= best:

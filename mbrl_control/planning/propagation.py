@@ -49,7 +49,9 @@ def trajectory_cost(
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """The cost of action sequences from state ``obs`` [obs_dim] under ``model``:
     differentiable in the actions where the model is (callers that only sample wrap it in
-    ``torch.no_grad()``).
+    ``torch.no_grad()``). Batched over start states: with ``obs`` [B, obs_dim] (and
+    ``past`` [B, h, A]) the cost maps actions [B, N, H, A] to [B, N], each row of
+    candidates scored from its own state (many plans in one call: DAgger's labels).
 
     Args:
         particles: rollouts per candidate, P (rounded up to a multiple of the ensemble
@@ -69,19 +71,26 @@ def trajectory_cost(
     else:
         particles = -(-particles // members) * members
     obs = torch.as_tensor(obs, dtype=torch.float32)
+    batch = obs.shape[:-1]  # () or (B,)
     if history:
-        sent = torch.zeros(history, model.act_dim) if past is None else torch.as_tensor(past, dtype=torch.float32)
-        if sent.shape != (history, model.act_dim):
-            raise ValueError(f"past must be [{history}, {model.act_dim}] (the model's history), got {list(sent.shape)}")
+        sent = torch.zeros(*batch, history, model.act_dim) if past is None else torch.as_tensor(past, dtype=torch.float32)
+        if sent.shape != (*batch, history, model.act_dim):
+            raise ValueError(f"past must be {[*batch, history, model.act_dim]} (the model's history), got {list(sent.shape)}")
 
     def cost(actions: torch.Tensor) -> torch.Tensor:
-        n, horizon, _ = actions.shape
+        if actions.shape[:-3] != batch:
+            raise ValueError(f"actions must be {[*batch, 'N', 'H', 'A']} for start states {list(obs.shape)}, got {list(actions.shape)}")
+        shape = actions.shape[:-2]  # (*batch, N)
+        flat = actions.reshape(-1, *actions.shape[-2:])  # [C, H, A], C candidates in all
+        n, horizon, _ = flat.shape
         rows = n * particles
-        # particle-major rows (row = p·N + n) make the member-major blocks hold every candidate
-        state = obs.expand(rows, -1)
-        repeated = actions.repeat(particles, 1, 1)  # [P·N, H, A]
+        # particle-major rows (row = p·C + c) make the member-major blocks hold every candidate
+        state = obs[..., None, :].expand(*shape, obs.shape[-1]).reshape(n, -1).repeat(particles, 1)
+        repeated = flat.repeat(particles, 1, 1)  # [P·C, H, A]
         # step t reads the actions t-h … t-1 of [sent, candidate]
-        window = torch.cat([sent.expand(rows, -1, -1), repeated], dim=1) if history else None
+        if history:
+            sent_rows = sent[..., None, :, :].expand(*shape, history, model.act_dim).reshape(n, history, -1)
+            window = torch.cat([sent_rows.repeat(particles, 1, 1), repeated], dim=1)
         states = [state]
         for t in range(horizon):
             act = repeated[:, t]
@@ -114,6 +123,6 @@ def trajectory_cost(
         score = per_particle.mean(0)
         if risk and particles > 1:
             score = score - risk * per_particle.std(0)
-        return -score
+        return -score.view(shape)
 
     return cost
