@@ -247,7 +247,7 @@ def test_the_trainer_publishes_policies_the_controller_runs_and_resumes_after_a_
 
     overrides = {"pg_trainer": {"method.type": method, "out_dir": str(tmp_path / "trainer"), "round_period": 0.0,
                                 "min_transitions": 50, "method.imagined_rollouts": 16, "method.imagined_horizon": 5,
-                                "method.updates_per_round": 2, "method.epochs": 30, "optimizer.population": 32, "optimizer.iterations": 1, "horizon": 5}}
+                                "method.updates_per_round": 2, "method.epochs": 100, "optimizer.population": 32, "optimizer.iterations": 1, "horizon": 5}}
     graph = Graph(("pg_trainer", "policy_controller"), "sim.yaml", False)
     with RunningGraph(graph, overrides) as running:
         node = rclpy.create_node("test_arm", context=running.context)
@@ -265,7 +265,9 @@ def test_the_trainer_publishes_policies_the_controller_runs_and_resumes_after_a_
         wait_for(lambda: len(arm.commands) >= seen + 10, 10, "commands from the trained policy")
         if method == "dagger":
             labels = trainer.labels
-            assert len(labels) == len(first)
+            assert len(labels) == 4 * len(first)  # the episode's states, and again for 1 relabelled and 2 hindsight goals
+            np.testing.assert_allclose(labels.obs[: len(first)], first.obs)
+            np.testing.assert_allclose(labels.obs[len(first) :, :-3].reshape(3, len(first), -1), np.repeat(first.obs[None, :, :-3], 3, 0))
             from mbrl_control.policies.config import PolicyConfig
             from mbrl_control.policies.train import make_networks
 

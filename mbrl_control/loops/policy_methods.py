@@ -20,7 +20,7 @@ from mbrl_control.data.transitions import TransitionDataset
 from mbrl_control.devices import DEVICES
 from mbrl_control.loops.policy_search import ImaginedPolicyTrainer
 from mbrl_control.models.dynamics import DynamicsModel
-from mbrl_control.policies.imitation import behaviour_cloning, label_states
+from mbrl_control.policies.imitation import Relabelling, aggregate, batched_labeller, clone
 
 POLICY_METHODS: dict[str, type["PolicyMethod"]] = {}
 
@@ -37,12 +37,15 @@ class RoundData:
             them (``uses_expert``), those that arrived since the last round.
         labels: the labelled states so far (obs, expert action); a round may grow it.
         expert: builds the expert for a model (methods with ``uses_expert``), else None.
+        achieved_goal: the goal [..., G] an observation [..., obs_dim] has reached, for
+            hindsight goals (DAgger), or None.
     """
 
     states: np.ndarray
     episodes: TransitionDataset
     labels: TransitionDataset
     expert: Callable[[DynamicsModel], Expert] | None = None
+    achieved_goal: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 class PolicyMethod:
@@ -118,14 +121,20 @@ class DAggerConfig(Config):
     """Settings of DAgger in the trainer."""
 
     epochs: int = param(50, "Behaviour-cloning epochs per round.", low=1, high=100_000)
+    relabelled_goals: int = param(1, "Goals from the arm's workspace each new episode's states are labelled again for.", low=0, high=1000, read_only=True)
+    hindsight_goals: int = param(2, "Places each new episode reached that its states are labelled again for (hindsight goals).", low=0, high=1000, read_only=True)
+    label_batch: int = param(64, "States the planner labels per planning call.", low=1, high=100_000)
     device: str = param("cpu", "Where behaviour cloning runs: cpu, cuda, or auto (cuda where there is a GPU); the policy comes back to the CPU.",
                         choices=DEVICES, read_only=True)
 
 
 class DAgger(PolicyMethod):
-    """The new episodes' states labelled with the MPC planner's actions through the current
-    model, and the policy cloned from every label so far. With the policy controller
-    driving (graph ``sim_pg``), the states are the policy's own: DAgger (seed 002)."""
+    """The new episodes' states, and copies of them with relabelled and hindsight goals,
+    labelled with the MPC planner's actions through the current model, many states per
+    planning call; a new policy cloned from every label so far. With the policy controller
+    driving (graph ``sim_pg``), the states are the policy's own: DAgger (seed 002), the same
+    :func:`~mbrl_control.policies.imitation.aggregate` and
+    :func:`~mbrl_control.policies.imitation.clone` as the library's ``dagger``."""
 
     name = "dagger"
     Config = DAggerConfig
@@ -135,12 +144,14 @@ class DAgger(PolicyMethod):
 
     @classmethod
     def round(cls, trainer: ImaginedPolicyTrainer, model: DynamicsModel, config: DAggerConfig, data: RoundData) -> float:
-        fresh = data.episodes
-        if len(fresh):
-            expert = data.expert(model)
-            actions = label_states(expert.act, fresh.obs, fresh.episode, expert.reset)
-            data.labels.append(fresh.obs, actions, fresh.next_obs, fresh.episode, fresh.time)
-        losses = behaviour_cloning(trainer.policy, data.labels.obs, data.labels.act, epochs=config.epochs,
-                                   seed=trainer.cfg.seed + trainer.rounds, device=config.device)
+        if len(data.episodes):
+            rng, goals = np.random.default_rng(trainer.cfg.seed + trainer.rounds), trainer.goals
+            relabelling = Relabelling(0 if goals is None else goals.shape[1], config.relabelled_goals, config.hindsight_goals,
+                                      None if goals is None else lambda: goals[rng.integers(len(goals))], data.achieved_goal)
+            labeller = batched_labeller(data.expert(model).label, config.label_batch)
+            aggregate(data.labels, labeller, data.episodes, relabelling, rng)
+        space = trainer.action_space
+        trainer.policy, losses = clone(trainer.observation_space.shape[0], space.low, space.high, trainer.cfg, data.labels,
+                                       trainer.rounds, config.epochs, device=config.device)
         trainer.rounds += 1
         return losses[-1]

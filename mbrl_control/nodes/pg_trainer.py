@@ -178,7 +178,7 @@ class PolicyTrainerNode(Node):
             states = episodes.obs if len(episodes) else self.labels.obs
             with cancellable(self.stop_training):
                 metric = self.method.round(self.trainer, model, self.method_params[self.method.Config],
-                                           RoundData(states.copy(), episodes, self.labels, self._expert))
+                                           RoundData(states.copy(), episodes, self.labels, self._expert, ArmReach.achieved_goal))
             if self.method.uses_expert and len(episodes):
                 self.episodes_seen.update(episodes.episodes.tolist())
                 self.labels.save(self.labels_path)
