@@ -512,3 +512,45 @@ def test_dagger_labels_in_batches_as_it_does_one_by_one():
     np.testing.assert_allclose(in_batches.obs, one_by_one.obs)
     np.testing.assert_allclose(in_batches.actions, one_by_one.actions)
     assert max(calls) == 60 and len(calls) == 4  # one call per episode: its 20 states (policy episodes) and 40 hindsight copies
+
+
+def test_the_gradient_of_the_imagined_return_matches_finite_differences():
+    """MBRL 2.0's gradient: d/dθ of the return of π_θ through a (tiny, fitted, stochastic)
+    ensemble, by backpropagation, equals central differences of that return."""
+    from mbrl_control.data.transitions import TransitionDataset
+    from mbrl_control.loops.policy_search import imagined_return
+    from mbrl_control.models import make_model
+    from mbrl_control.policies.networks import GaussianPolicy
+
+    rng = np.random.default_rng(0)
+    data = TransitionDataset(2, 1)
+    obs = rng.uniform(-1, 1, (200, 2))
+    act = rng.uniform(-1, 1, (200, 1))
+    data.append(obs, act, np.stack([obs[:, 0] + 0.1 * act[:, 0], obs[:, 1]], 1) + 0.01 * rng.standard_normal((200, 2)),
+                np.repeat(np.arange(10), 20))
+    model = make_model("pe", 2, 1, hidden=16, layers=2, members=2, max_epochs=3, seed=0)
+    model.fit(data)
+    torch.manual_seed(0)
+    policy = GaussianPolicy(2, -np.ones(1), np.ones(1), hidden=(8,), squash=True)
+    torch.nn.init.normal_(policy.net[-1].weight, std=0.5)  # away from the zero-action start, where every step looks alike
+    policy.update_obs_stats(torch.as_tensor(obs))
+    starts = torch.as_tensor(obs[:8], dtype=torch.float32)
+    noise = torch.randn((4, 8, 2), generator=torch.Generator().manual_seed(1))
+
+    def score():
+        return imagined_return(policy, model, PointMass.reward_fn, starts, noise).sum()
+
+    score().backward()
+    assert policy.log_std.grad is None  # the mean action's return does not depend on σ
+    assert max(float(p.grad.abs().max()) for p in policy.net.parameters()) > 1e-2  # a gradient worth checking
+    for param in policy.net.parameters():
+        flat, grad = param.data.view(-1), param.grad.view(-1)
+        for k in range(min(4, len(flat))):
+            eps, kept = 1e-2, flat[k].item()
+            with torch.no_grad():
+                flat[k] = kept + eps
+                up = score().item()
+                flat[k] = kept - eps
+                down = score().item()
+                flat[k] = kept
+            assert grad[k].item() == pytest.approx((up - down) / (2 * eps), rel=0.05, abs=2e-3), (param.shape, k)

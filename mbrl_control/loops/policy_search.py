@@ -128,6 +128,32 @@ class PolicySearchResult:
     imagined_steps: int = 0
 
 
+def imagined_return(
+    policy: GaussianPolicy,
+    model: DynamicsModel,
+    reward_fn: RewardFn,
+    starts: torch.Tensor,
+    noise: torch.Tensor,
+    past: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The return [B] of the policy's mean action over ``H`` imagined steps from
+    ``starts`` [B, obs_dim], differentiable in the policy's weights: the reparameterised
+    model ``s_{t+1} = μ_e(s_t, a_t) + σ_e(s_t, a_t) ε_t`` with ``noise`` ε [H, B, obs_dim]
+    (rows member-major, TS∞: B a multiple of the ensemble size; ``past`` [B, h, A] the
+    actions before the starts)."""
+    obs, total = starts, torch.zeros(len(starts), dtype=starts.dtype)
+    if model.history and past is None:
+        past = torch.zeros(len(starts), model.history, model.act_dim)
+    for eps in noise:
+        act = policy(obs)
+        next_obs = model.sample(obs, act, past, eps)
+        total = total + reward_fn(obs, act, next_obs)
+        obs = next_obs
+        if model.history:
+            past = torch.cat([past[:, 1:], act[:, None]], dim=1)
+    return total
+
+
 def backprop_update(
     policy: GaussianPolicy,
     optimizer: torch.optim.Optimizer,
@@ -139,20 +165,10 @@ def backprop_update(
     max_grad_norm: float = 0.0,
     past: torch.Tensor | None = None,
 ) -> float:
-    """One MBRL 2.0 step: maximise the mean imagined return of the policy's mean action
-    over ``horizon`` steps from ``starts`` [B, obs_dim] (B a multiple of the ensemble size:
-    member-major rows, TS∞; ``past`` [B, h, A] the actions before them), by
-    backpropagation through the model. Returns that return."""
-    obs, total = starts, torch.zeros(len(starts))
-    for _ in range(horizon):
-        act = policy(obs)
-        noise = torch.randn(obs.shape, generator=generator)
-        next_obs = model.sample(obs, act, past, noise)
-        total = total + reward_fn(obs, act, next_obs)
-        obs = next_obs
-        if model.history:
-            past = torch.cat([past[:, 1:], act[:, None]], dim=1)
-    loss = -total.mean()
+    """One MBRL 2.0 step: maximise the mean :func:`imagined_return` over ``horizon`` steps
+    from ``starts`` [B, obs_dim] by backpropagation through the model. Returns that return."""
+    noise = torch.randn((horizon, *starts.shape), generator=generator)
+    loss = -imagined_return(policy, model, reward_fn, starts, noise, past).mean()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if max_grad_norm > 0:
