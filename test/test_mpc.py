@@ -166,23 +166,34 @@ def toward_origin(obs):
     return (-obs / 0.1).clamp(-1, 1)
 
 
-def test_labels_many_states_in_one_search_and_keeps_the_warm_start():
-    mpc = controller(optimizer_overrides={"population": 200, "elites": 20, "iterations": 4})
+def test_labels_sequences_of_states_together_as_it_plans_an_episode():
+    """The expert's labels for recorded sequences: planned along each sequence with warm
+    starts, all sequences in one search per step; the same as planning each alone with act,
+    and the controller's own warm start and actions sent are kept."""
+    settings = {"optimizer_overrides": {"population": 200, "elites": 20, "iterations": 4}}
+    mpc = controller(**settings)
     mpc.act(np.array([0.5, 0.5]))
     plan, past = mpc._plan.clone(), mpc.past.clone()
-    states = np.random.default_rng(0).uniform(-1, 1, size=(100, 2)) * [[1.0, 1.0]]
-    states[np.abs(states).min(1) < 0.3] = 0.5  # far enough that the optimum is full speed on both axes
-    labels = mpc.label(states, batch=32)
-    assert labels.shape == (100, 2) and labels.dtype == np.float32
-    assert np.all(np.sign(labels) == -np.sign(states)) and np.abs(labels).mean() > 0.6  # fast toward the origin
+    starts = np.array([[0.8, -0.6], [-0.5, 0.9], [0.6, 0.6]])
+    sequences = np.stack([starts + 0.1 * t * -np.sign(starts) for t in range(4)], axis=1)  # [3, 4, 2], toward the origin
+    labels = mpc.label(sequences)
+    assert labels.shape == (3, 4, 2) and labels.dtype == np.float32
+    assert np.all(np.sign(labels) == -np.sign(sequences)) and np.abs(labels).mean() > 0.6  # fast toward the origin
     torch.testing.assert_close(mpc._plan, plan)
     torch.testing.assert_close(mpc.past, past)
-    one_by_one = controller(optimizer="icem", optimizer_overrides={"population": 200, "elites": 20, "iterations": 4}).label(states[:5])
-    assert np.all(np.sign(one_by_one) == -np.sign(states[:5])) and np.abs(one_by_one).mean() > 0.6
+    alone = []
+    for sequence in sequences:
+        episode = controller(**settings)
+        alone.append([episode.act(state) for state in sequence])
+    np.testing.assert_allclose(labels, np.array(alone), atol=0.25)  # as good as planning each episode (other samples)
+    one_by_one = controller(optimizer="icem", **settings).label(sequences)
+    assert np.all(np.sign(one_by_one) == -np.sign(sequences)) and np.abs(one_by_one).mean() > 0.6
+    with pytest.raises(ValueError, match="sequences in time order"):
+        mpc.label(starts)
 
 
 def test_a_broken_model_labels_with_the_safe_action():
-    np.testing.assert_array_equal(controller(Broken()).label(np.ones((3, 2))), np.zeros((3, 2)))
+    np.testing.assert_array_equal(controller(Broken()).label(np.ones((3, 5, 2))), np.zeros((3, 5, 2)))
 
 
 def test_the_policy_inside_the_planner():
@@ -197,8 +208,8 @@ def test_the_policy_inside_the_planner():
     action = mpc.act(state)
     np.testing.assert_allclose(action, [-1.0, 1.0])
     assert mpc.last_result.proposed
-    labels = mpc.label(np.array([[0.8, -0.6], [-0.05, 0.02]]))
-    np.testing.assert_allclose(labels, [[-1.0, 1.0], [0.5, -0.2]], atol=1e-6)
+    labels = mpc.label(np.array([[[0.8, -0.6]], [[-0.05, 0.02]]]))
+    np.testing.assert_allclose(labels[:, 0], [[-1.0, 1.0], [0.5, -0.2]], atol=1e-6)
     plain = controller(optimizer_overrides=small)
     plain.set_policy(toward_origin)  # proposals = 0: planned without it
     assert plain.proposals(torch.zeros(2), plain.past) is None

@@ -25,8 +25,9 @@ perturbations of it to the optimiser's first samples; the plan is the cheapest o
 optimiser's and the proposals (:meth:`TrajectoryOptimizer.finish`). A good policy lets a
 much smaller population plan as well.
 
-:meth:`MPCController.label` plans from many states at once (cold starts, one cost call per
-iteration for all of them, where the optimiser is ``batched``): the expert labels of DAgger.
+:meth:`MPCController.label` plans along many recorded state sequences at once, each as an
+episode is planned (warm starts), one cost call per iteration for all of them where the
+optimiser is ``batched``: the expert labels of DAgger.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import numpy as np
 import torch
 
 from mbrl_control.config import Config, param
+from mbrl_control.models.base import raise_if_cancelled
 from mbrl_control.models.dynamics import DynamicsModel
 from mbrl_control.planning.optimizers import OPTIMIZERS, OptimizerResult
 from mbrl_control.planning.propagation import PROPAGATIONS, RewardFn, TerminationFn, trajectory_cost
@@ -190,33 +192,50 @@ class MPCController:
         self._keep_budget(seconds)
         return action
 
-    def label(self, states: np.ndarray, batch: int = 64) -> np.ndarray:
-        """The first action [N, A] (float32) of a plan from each of ``states`` [N, obs_dim],
-        each planned from a cold start with no actions in flight, ``batch`` states per
-        optimisation where the optimiser is ``batched`` (else one by one): an expert's
-        labels for DAgger. The warm start and the actions sent are kept (an optimiser's
-        elites carried from tick to tick are not); a state whose plan is not finite gets
-        the safe action."""
+    def label(self, states: np.ndarray, sent: np.ndarray | None = None) -> np.ndarray:
+        """The planner's actions [B, T, A] (float32) for ``B`` sequences of ``T`` states
+        [B, T, obs_dim] in time order (recorded episodes, and copies of them with other
+        goals): each sequence planned as this controller plans an episode — a cold start at
+        its first state, then each plan warm-started from the last, shifted — with the
+        actions in flight read from ``sent`` [B, T, A] (the actions taken at the states; None:
+        the labels). The B sequences are planned together, one optimisation per step for
+        all of them, where the optimiser is ``batched``, else one after another. This
+        controller's own warm start and actions sent are kept (an optimiser's elites
+        carried from tick to tick are not); a state whose plan is not finite gets the safe
+        action and the next plan of its sequence starts cold. DAgger's expert."""
         states = torch.as_tensor(np.asarray(states), dtype=torch.float32)
-        if states.ndim != 2:
-            raise ValueError(f"states must be [N, obs_dim], got {list(states.shape)}")
-        labels = np.empty((len(states), len(self.low)), dtype=np.float32)
-        for first in range(0, len(states), batch if self.optimizer.batched else 1):
-            obs = states[first : first + (batch if self.optimizer.batched else 1)]
-            past = torch.zeros(len(obs), self.model.history, len(self.low))
+        if states.ndim != 3:
+            raise ValueError(f"states must be [B, T, obs_dim] (sequences in time order), got {list(states.shape)}")
+        taken = None if sent is None else torch.as_tensor(np.asarray(sent), dtype=torch.float32)
+        if taken is not None and taken.shape != (*states.shape[:2], len(self.low)):
+            raise ValueError(f"sent must be {[*states.shape[:2], len(self.low)]}, got {list(taken.shape)}")
+        labels = torch.empty((*states.shape[:2], len(self.low)))
+        groups = [slice(0, len(states))] if self.optimizer.batched else [slice(b, b + 1) for b in range(len(states))]
+        safe = torch.as_tensor(self.safe_action)
+        for rows in groups:
             self.optimizer.reset()
-            if self.optimizer.batched:
-                result = self.optimizer.optimize(self._cost(obs, past), initial=self.optimizer.initial().expand(len(obs), -1, -1),
-                                                 generator=self.generator, proposals=self.proposals(obs, past))
-                actions, cost = result.actions[:, 0], torch.as_tensor(result.cost)
-            else:
-                result = self.optimizer.optimize(self._cost(obs[0], past[0]), generator=self.generator,
-                                                 proposals=self.proposals(obs[0], past[0]))
-                actions, cost = result.actions[:1, :], torch.as_tensor([result.cost])
-            finite = torch.isfinite(cost) & torch.isfinite(actions).all(-1)
-            labels[first : first + len(obs)] = np.where(finite[:, None].numpy(), actions.numpy(), self.safe_action)
+            count = len(states[rows])
+            plan = self.optimizer.initial().expand(count, -1, -1).clone()
+            past = torch.zeros(count, self.model.history, len(self.low))
+            for t in range(states.shape[1]):
+                raise_if_cancelled()  # a node shutting down mid-round (models.cancellable)
+                obs = states[rows, t]
+                if self.optimizer.batched:
+                    result = self.optimizer.optimize(self._cost(obs, past), initial=plan, generator=self.generator,
+                                                     proposals=self.proposals(obs, past))
+                    actions, cost = result.actions, torch.as_tensor(result.cost).reshape(count)
+                else:
+                    result = self.optimizer.optimize(self._cost(obs[0], past[0]), initial=plan[0], generator=self.generator,
+                                                     proposals=self.proposals(obs[0], past[0]))
+                    actions, cost = result.actions[None], torch.as_tensor([result.cost])
+                finite = torch.isfinite(cost) & torch.isfinite(actions).flatten(1).all(-1)
+                labels[rows, t] = torch.where(finite[:, None], actions[:, 0], safe)
+                plan = torch.where(finite[:, None, None], self.optimizer.shift(actions), self.optimizer.initial())
+                if self.model.history:
+                    action = labels[rows, t] if taken is None else taken[rows, t]
+                    past = torch.cat([past[:, 1:], action[:, None]], dim=1)
         self.optimizer.reset()
-        return labels
+        return labels.numpy()
 
     def _cost(self, obs: torch.Tensor, past: torch.Tensor):
         """The planning cost from ``obs`` [..., obs_dim] with ``past`` [..., h, A] sent."""

@@ -198,9 +198,9 @@ class TrajectoryOptimizer(ABC):
         return self.clip(initial) if initial is not None else self.initial()
 
     def shift(self, actions: torch.Tensor) -> torch.Tensor:
-        """Warm start for the next tick: ``actions`` [H, A] advanced one step, the last
+        """Warm start for the next tick: ``actions`` [..., H, A] advanced one step, the last
         step repeated."""
-        return torch.cat([actions[1:], actions[-1:]], dim=0)
+        return torch.cat([actions[..., 1:, :], actions[..., -1:, :]], dim=-2)
 
     def clip(self, actions: torch.Tensor) -> torch.Tensor:
         return torch.maximum(torch.minimum(actions, self.high), self.low)
