@@ -424,11 +424,13 @@ def test_hindsight_goals_are_places_the_episode_reached():
 
 
 def test_relabelled_goals_teach_a_policy_goals_its_episodes_never_had():
+    """Without the goal difference among its inputs (with it, one episode of PointMass
+    already shows every goal), a policy learns goals only from its labels."""
     from mbrl_control.policies.imitation import dagger
 
     def one_episode(relabelled_goals):
         return dagger(PointMass(), optimal_point_mass_action, iterations=2, episodes_per_iteration=1, eval_episodes=20,
-                      epochs=100, relabelled_goals=relabelled_goals).iterations[-1]
+                      epochs=100, relabelled_goals=relabelled_goals, relative_goal=0).iterations[-1]
 
     alone, relabelled = one_episode(0), one_episode(8)
     assert relabelled.success_rate >= alone.success_rate + 0.3, (alone, relabelled)
@@ -485,7 +487,7 @@ def test_the_trainer_nodes_dagger_and_the_librarys_give_the_same_policy():
                      hindsight_goals=1, seed=3, hidden=32)
     method = POLICY_METHODS["dagger"]
     trainer = ImaginedPolicyTrainer(env.observation_space, env.action_space, PointMass.reward_fn, method.imagined,
-                                    PolicyConfig(seed=3, hidden=32))
+                                    PolicyConfig(seed=3, hidden=32, relative_goal=1))  # as the library: the goal difference
     trainer.rounds = 1  # the library's last policy was its round 1
     labels = TransitionDataset(2, 1)
     labels.append(library.obs, library.actions, library.obs, np.zeros(len(library.obs), dtype=int))
@@ -502,16 +504,18 @@ def test_dagger_labels_in_batches_as_it_does_one_by_one():
 
     calls = []
 
-    def batched(states):
-        calls.append(len(states))
-        return np.stack([optimal_point_mass_action(s) for s in states])
+    def batched(sequences, sent):
+        calls.append(sequences.shape[:2])
+        assert sent.shape == (*sequences.shape[:2], 1)  # the actions taken at the states
+        return np.stack([[optimal_point_mass_action(s) for s in sequence] for sequence in sequences])
 
     settings = dict(iterations=2, episodes_per_iteration=2, eval_episodes=1, epochs=2, hindsight_goals=2, seed=1)
     one_by_one = dagger(PointMass(), optimal_point_mass_action, **settings)
     in_batches = dagger(PointMass(), optimal_point_mass_action, label=batched, **settings)
     np.testing.assert_allclose(in_batches.obs, one_by_one.obs)
     np.testing.assert_allclose(in_batches.actions, one_by_one.actions)
-    assert max(calls) == 60 and len(calls) == 4  # one call per episode: its 20 states (policy episodes) and 40 hindsight copies
+    # one call per episode: the expert's episodes' 2 hindsight copies, the policy's episodes and their 2 copies, 20 steps each
+    assert calls == [(2, 20), (2, 20), (3, 20), (3, 20)]
 
 
 def test_the_gradient_of_the_imagined_return_matches_finite_differences():
@@ -554,3 +558,41 @@ def test_the_gradient_of_the_imagined_return_matches_finite_differences():
                 down = score().item()
                 flat[k] = kept
             assert grad[k].item() == pytest.approx((up - down) / (2 * eps), rel=0.05, abs=2e-3), (param.shape, k)
+
+
+def test_the_goal_difference_is_given_where_the_observation_ends_in_achieved_and_goal():
+    """``goal_inputs``: ArmReach's and PointMass's observations end in [achieved goal, goal]
+    and get the goal difference; a task without goals, or whose achieved goal lies elsewhere
+    in the observation, does not."""
+    from mbrl_control.arm.env import ArmReach
+    from mbrl_control.policies.networks import goal_inputs
+
+    assert goal_inputs(ArmReach(), 16) == 3
+    assert goal_inputs(PointMass(), 2) == 1
+
+    class Elsewhere:
+        goal_dims = 1
+
+        @staticmethod
+        def achieved_goal(obs):
+            return obs[..., :1]  # obs = [x, y, goal]: achieved is x, not the entry before the goal
+
+    assert goal_inputs(Elsewhere(), 3) == 0
+    assert goal_inputs(gym.make("Pendulum-v1").unwrapped, 3) == 0
+
+
+def test_policy_search_takes_the_methods_defaults_and_refuses_one_that_needs_an_expert():
+    """The method's class owns its defaults (backprop: a squashed policy, 50 updates per
+    round); DAgger labels with a planner and is no policy search through a model."""
+    from mbrl_control.config import ConfigError
+    from mbrl_control.loops.policy_methods import POLICY_METHODS
+    from mbrl_control.loops.policy_search import train_policy_in_model
+
+    backprop = POLICY_METHODS["backprop"]
+    assert backprop.Config().updates_per_round == 50 and backprop.policy_settings(backprop.Config())["squash"]
+    result = train_policy_in_model(PointMass(), model="mlp", method="backprop", seed_episodes=1, iterations=1,
+                                   imagined_rollouts=8, imagined_horizon=2, eval_episodes=1, model_overrides={"max_epochs": 2})
+    assert result.policy.squash and result.policy.relative_goal == 1
+    assert result.imagined_steps == 50 * 8 * 2
+    with pytest.raises(ConfigError, match="method = 'dagger'.*backprop"):
+        train_policy_in_model(PointMass(), method="dagger")

@@ -20,7 +20,7 @@ from mbrl_control.data.transitions import TransitionDataset
 from mbrl_control.devices import DEVICES
 from mbrl_control.loops.policy_search import ImaginedPolicyTrainer
 from mbrl_control.models.dynamics import DynamicsModel
-from mbrl_control.policies.imitation import Relabelling, aggregate, batched_labeller, clone
+from mbrl_control.policies.imitation import Relabelling, aggregate, clone
 
 POLICY_METHODS: dict[str, type["PolicyMethod"]] = {}
 
@@ -108,12 +108,28 @@ class PolicyGradient(PolicyMethod):
         return trainer.improve(model, data.states, config.updates_per_round)
 
 
+@dataclass(frozen=True)
+class BackpropConfig(ImaginedConfig):
+    """Settings of MBRL 2.0 in the trainer: its updates are cheaper than PPO's (one
+    backward pass each), and more of them per round measured better on ArmReach (seed 0,
+    1 000 real steps: 90 % success with 20, 100 % with 50)."""
+
+    updates_per_round: int = param(50, "Policy updates per round.", low=1, high=100_000)
+
+
 class Backprop(PolicyGradient):
     """MBRL 2.0 (seed 000): the imagined return differentiated through the reparameterised
-    model into the policy's weights."""
+    model into the policy's weights. Its policy is tanh-squashed (the gradient never pushes
+    an action past a bound it cannot reach) and takes larger steps than PPO's (the gradient
+    is exact, not a score-function estimate)."""
 
     name = "backprop"
+    Config = BackpropConfig
     imagined = "backprop"
+
+    @classmethod
+    def policy_settings(cls, config: BackpropConfig) -> dict[str, Any]:
+        return {**super().policy_settings(config), "squash": True, "learning_rate": 3e-3}
 
 
 @dataclass(frozen=True)
@@ -123,15 +139,14 @@ class DAggerConfig(Config):
     epochs: int = param(50, "Behaviour-cloning epochs per round.", low=1, high=100_000)
     relabelled_goals: int = param(1, "Goals from the arm's workspace each new episode's states are labelled again for.", low=0, high=1000, read_only=True)
     hindsight_goals: int = param(2, "Places each new episode reached that its states are labelled again for (hindsight goals).", low=0, high=1000, read_only=True)
-    label_batch: int = param(64, "States the planner labels per planning call.", low=1, high=100_000)
     device: str = param("cpu", "Where behaviour cloning runs: cpu, cuda, or auto (cuda where there is a GPU); the policy comes back to the CPU.",
                         choices=DEVICES, read_only=True)
 
 
 class DAgger(PolicyMethod):
     """The new episodes' states, and copies of them with relabelled and hindsight goals,
-    labelled with the MPC planner's actions through the current model, many states per
-    planning call; a new policy cloned from every label so far. With the policy controller
+    labelled with the MPC planner's actions through the current model (each episode and its
+    copies planned together, as the planner plans an episode); a new policy cloned from every label so far. With the policy controller
     driving (graph ``sim_pg``), the states are the policy's own: DAgger (seed 002), the same
     :func:`~mbrl_control.policies.imitation.aggregate` and
     :func:`~mbrl_control.policies.imitation.clone` as the library's ``dagger``."""
@@ -148,8 +163,10 @@ class DAgger(PolicyMethod):
             rng, goals = np.random.default_rng(trainer.cfg.seed + trainer.rounds), trainer.goals
             relabelling = Relabelling(0 if goals is None else goals.shape[1], config.relabelled_goals, config.hindsight_goals,
                                       None if goals is None else lambda: goals[rng.integers(len(goals))], data.achieved_goal)
-            labeller = batched_labeller(data.expert(model).label, config.label_batch)
-            aggregate(data.labels, labeller, data.episodes, relabelling, rng)
+            expert = data.expert(model)
+            if trainer.rounds:  # the last round's policy among the planner's samples (proposals > 0), as dagger()'s policy_to_expert
+                expert.set_policy(trainer.policy)
+            aggregate(data.labels, expert.label, data.episodes, relabelling, rng)
         space = trainer.action_space
         trainer.policy, losses = clone(trainer.observation_space.shape[0], space.low, space.high, trainer.cfg, data.labels,
                                        trainer.rounds, config.epochs, device=config.device)

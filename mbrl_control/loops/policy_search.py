@@ -33,7 +33,7 @@ from mbrl_control.tasks import make_env, model_layout, task_for
 from mbrl_control.models.dynamics import DynamicsModel
 from mbrl_control.planning.propagation import RewardFn
 from mbrl_control.policies.config import PolicyConfig
-from mbrl_control.policies.networks import GaussianPolicy
+from mbrl_control.policies.networks import GaussianPolicy, goal_inputs
 from mbrl_control.policies.rollout import EpisodeStats, RolloutCollector, evaluate
 from mbrl_control.policies.train import LEARNERS, PolicyResult, make_networks, restore_training
 
@@ -258,7 +258,7 @@ def train_policy_in_model(
     iterations: int = 10,
     seed_episodes: int = 1,
     episodes_per_iteration: int = 1,
-    updates_per_iteration: int = 20,
+    updates_per_iteration: int | None = None,
     imagined_horizon: int = 10,
     imagined_rollouts: int = 256,
     eval_episodes: int = 10,
@@ -276,11 +276,18 @@ def train_policy_in_model(
     data) and evaluates its mean action on ``eval_episodes`` fixed-seed episodes.
 
     Goal-conditioned tasks (``unwrapped.goal_dims`` > 0 and ``unwrapped.sample_goal()``,
-    as ArmReach) start imagined rollouts with goals drawn from the task's distribution.
+    as ArmReach) start imagined rollouts with goals drawn from the task's distribution, and
+    the policy sees the goal difference where the observation ends in [achieved goal, goal]
+    (``relative_goal``, :func:`~mbrl_control.policies.networks.goal_inputs`).
 
     Args:
         env: a gymnasium env (or id) with Box spaces.
         reward_fn: the batched torch reward; by default the env's ``unwrapped.reward_fn``.
+        method: any of :data:`~mbrl_control.loops.policy_methods.POLICY_METHODS` that
+            learns on imagined rollouts (``policy_gradient``, ``backprop``); its class gives
+            the policy settings and the updates per iteration it defaults to.
+        updates_per_iteration: policy updates per iteration; None: the method's
+            ``updates_per_round``.
         **policy_overrides: :class:`PolicyConfig` fields (``n_envs`` and ``n_steps`` are
             ``imagined_rollouts`` and ``imagined_horizon``).
     """
@@ -291,10 +298,19 @@ def train_policy_in_model(
     if reward_fn is None:
         raise ValueError("no reward_fn given and no task is registered for the env (mbrl_control.tasks): "
                          "imagined rollouts need a batched torch reward")
-    cfg = PolicyConfig(seed=seed, n_envs=imagined_rollouts, n_steps=imagined_horizon,
-                       batch_size=min(256, imagined_rollouts * imagined_horizon)).replace(**policy_overrides)
     obs_space, act_space = env.observation_space, env.action_space
     obs_dim, act_dim = obs_space.shape[0], act_space.shape[0]
+    from mbrl_control.loops.policy_methods import POLICY_METHODS  # the methods build on this module
+
+    kind = POLICY_METHODS.get(method)
+    if kind is None or kind.uses_expert:
+        imagined = [name for name, k in POLICY_METHODS.items() if not k.uses_expert]
+        raise ConfigError(f"method = {method!r}: policy search through a model takes one of {imagined}")
+    settings = kind.Config().replace(imagined_rollouts=imagined_rollouts, imagined_horizon=imagined_horizon)
+    cfg = PolicyConfig(seed=seed, relative_goal=goal_inputs(env.unwrapped, obs_dim)).replace(
+        **{**kind.policy_settings(settings), **policy_overrides})
+    if updates_per_iteration is None:
+        updates_per_iteration = settings.updates_per_round
     torch.manual_seed(seed)
     layout, derive = model_layout(env, task)
     dynamics = make_model(model, obs_dim, act_dim, derive=derive, **{**layout, **(model_overrides or {}), "seed": seed})
@@ -302,7 +318,7 @@ def train_policy_in_model(
     if getattr(env.unwrapped, "goal_dims", 0) and hasattr(env.unwrapped, "sample_goal"):
         env.reset(seed=seed)  # the goals come from the env's generator: seeded, not from the OS
         goals = np.array([env.unwrapped.sample_goal() for _ in range(GOAL_POOL)])
-    trainer = ImaginedPolicyTrainer(obs_space, act_space, reward_fn, method, cfg, goals)
+    trainer = ImaginedPolicyTrainer(obs_space, act_space, reward_fn, kind.imagined, cfg, goals)
     policy = trainer.policy
     dataset = TransitionDataset(obs_dim, act_dim)
     rng = np.random.default_rng(seed)

@@ -56,6 +56,7 @@ from mbrl_control.nodes.params import ParameterBinding
 from mbrl_control.planning.mpc import MPCConfig, MPCController
 from mbrl_control.planning.optimizers import OPTIMIZERS
 from mbrl_control.policies.config import PolicyConfig
+from mbrl_control.policies.networks import goal_inputs
 from mbrl_control.policies.train import save_policy
 
 POLICY_FIELDS = ("algo", "seed", "hidden", "layers", "activation", "squash", "relative_goal", "goal_scale", "learning_rate")
@@ -79,17 +80,21 @@ class PolicyTrainerNode(Node):
         super().__init__("pg_trainer", **kwargs)
         self.arm_params, self.arm = bind_arm(self)
         self.params = ParameterBinding(self, TrainerConfig())
-        self.policy_params = ParameterBinding(self, (PolicyConfig(), POLICY_FIELDS), read_only=POLICY_FIELDS, prefix="policy")
         config = self.params[TrainerConfig]
         self.method = POLICY_METHODS[config.method]
         self.method_params = ParameterBinding(self, self.method.Config(), prefix="method")
+        task = ArmReach(sim=self.arm_params[SimConfig].replace(joints=self.arm.controller_joints), task=self.arm_params[ReachConfig])
+        # the policy's defaults: the method's, with the goal difference among the inputs (ArmReach's layout)
+        policy = PolicyConfig(relative_goal=goal_inputs(task, self.arm.obs_dim)).replace(
+            **self.method.policy_settings(self.method_params[self.method.Config]))
+        self.policy_params = ParameterBinding(self, (policy, POLICY_FIELDS), read_only=POLICY_FIELDS, prefix="policy")
         if self.method.uses_expert:  # the planner's settings, through the current model
             planner = tuple(name for name in MPCConfig.field_names() if name not in ("seed", "threads"))  # the trainer's serve
             self.mpc_params = ParameterBinding(self, (MPCConfig(), planner), read_only=("optimizer",))
             self.optimizer_params = ParameterBinding(self, OPTIMIZERS[self.mpc_params[MPCConfig].optimizer].Config(), prefix="optimizer")
         self.out_dir = Path(config.out_dir)
         self.policy_path, self.labels_path = self.out_dir / "policy.pt", self.out_dir / "labels.npz"
-        self.trainer = self._make_trainer()
+        self.trainer = self._make_trainer(task)
         self.lock = threading.Lock()  # guards dataset
         self.dataset = TransitionDataset(self.arm.obs_dim, self.arm.n)
         self.labels = self._load_labels()
@@ -109,13 +114,12 @@ class PolicyTrainerNode(Node):
         # and its schedule is wall-clock work anyway
         self.create_timer(0.5, self.maybe_train, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
-    def _make_trainer(self) -> ImaginedPolicyTrainer:
+    def _make_trainer(self, task: ArmReach) -> ImaginedPolicyTrainer:
         """The policy, its learner and the task: observation and action spaces, reward and
         a pool of goals from the arm's reachable workspace (the simulator's target sampler
         on the same URDF)."""
         cfg = PolicyConfig(**self.method.policy_settings(self.method_params[self.method.Config])).replace(
             **{name: getattr(self.policy_params[PolicyConfig], name) for name in POLICY_FIELDS})
-        task = ArmReach(sim=self.arm_params[SimConfig].replace(joints=self.arm.controller_joints), task=self.arm_params[ReachConfig])
         task.reset(seed=cfg.seed)
         goals = np.array([task.sample_goal() for _ in range(GOAL_POOL)])
         space = task.observation_space, task.action_space

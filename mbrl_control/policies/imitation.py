@@ -41,12 +41,13 @@ from mbrl_control.data.transitions import TransitionDataset
 from mbrl_control.devices import resolve_device
 from mbrl_control.models.base import raise_if_cancelled
 from mbrl_control.policies.config import PolicyConfig
-from mbrl_control.policies.networks import GaussianPolicy
+from mbrl_control.policies.networks import GaussianPolicy, goal_inputs
 from mbrl_control.policies.rollout import EpisodeStats, evaluate
 from mbrl_control.policies.train import make_networks
 
 Expert = Callable[[np.ndarray], np.ndarray]  # obs [obs_dim] -> action [A]
-Labeller = Callable[[np.ndarray, np.ndarray], np.ndarray]  # states [N, obs_dim], episode ids [N] -> actions [N, A]
+# sequences of states in time order [B, T, obs_dim], the actions taken at them [B, T, A] (or None) -> the expert's [B, T, A]
+Labeller = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
 
 
 def label_states(expert: Expert, obs: np.ndarray, episode: np.ndarray, reset_expert: Callable[[], None] | None = None) -> np.ndarray:
@@ -62,17 +63,14 @@ def label_states(expert: Expert, obs: np.ndarray, episode: np.ndarray, reset_exp
     return np.array(actions).reshape(len(obs), -1)
 
 
-def batched_labeller(label: Callable[[np.ndarray], np.ndarray], batch: int = 64) -> Labeller:
-    """A :data:`Labeller` from a batched expert (states [B, obs_dim] -> actions [B, A],
-    e.g. :meth:`~mbrl_control.planning.mpc.MPCController.label`), ``batch`` states per call
-    (a shutdown is noticed between calls)."""
+def one_by_one(expert: Expert, reset_expert: Callable[[], None] | None = None) -> Labeller:
+    """A :data:`Labeller` that asks ``expert`` state by state, each sequence from a reset
+    (:func:`label_states`)."""
 
-    def labeller(states: np.ndarray, episode: np.ndarray) -> np.ndarray:
-        parts = []
-        for first in range(0, len(states), batch):
-            raise_if_cancelled()
-            parts.append(np.asarray(label(states[first : first + batch]), dtype=np.float64))
-        return np.concatenate(parts).reshape(len(states), -1)
+    def labeller(sequences: np.ndarray, sent: np.ndarray | None = None) -> np.ndarray:
+        B, T = sequences.shape[:2]
+        flat = sequences.reshape(B * T, -1)
+        return label_states(expert, flat, np.repeat(np.arange(B), T), reset_expert).reshape(B, T, -1)
 
     return labeller
 
@@ -118,31 +116,29 @@ class Relabelling:
 
 def aggregate(labels: TransitionDataset, label: Labeller, episodes: TransitionDataset, relabelling: Relabelling,
               rng: np.random.Generator, expert_acted: bool = False) -> float:
-    """DAgger's ``D ← D ∪ {(s, expert(s))}``: every state of ``episodes`` and its
-    relabelled copies (:class:`Relabelling`, per episode) labelled in one ``label`` call and
-    appended to ``labels``; a copy keeps its episode's id and step. ``expert_acted``: the
-    episodes' own actions are the expert's (behaviour cloning data), only the copies are
-    labelled. Returns the seconds the expert spent."""
-    obs, next_obs, episode, step = [episodes.obs], [episodes.next_obs], [episodes.episode], [episodes.time]
+    """DAgger's ``D ← D ∪ {(s, expert(s))}``: each episode of ``episodes`` and its copies
+    with other goals (:class:`Relabelling`) labelled as sequences, in one ``label`` call per
+    episode, and appended to ``labels`` (the episode's states, then each copy's; a copy
+    keeps the episode's id and steps). ``expert_acted``: the episodes' own actions are the
+    expert's (behaviour cloning data), only the copies are labelled. Returns the seconds
+    the expert spent."""
+    seconds = 0.0
     for e in episodes.episodes:
         rows = episodes.episode == e
-        copies = relabelling.states(episodes.obs[rows], rng)
-        k = len(copies) // max(int(rows.sum()), 1)
-        obs.append(copies)
-        next_copies = np.repeat(episodes.next_obs[rows][None], k, axis=0)
-        if k:
-            next_copies[:, :, -relabelling.goal_dims :] = copies.reshape(k, -1, copies.shape[-1])[:, :, -relabelling.goal_dims :]
-        next_obs.append(next_copies.reshape(-1, copies.shape[-1]))
-        episode.append(np.full(len(copies), e))
-        step.append(np.tile(episodes.time[rows], k))
-    states, ids = np.concatenate(obs), np.concatenate(episode)
-    known = len(episodes) if expert_acted else 0
-    start = time.perf_counter()
-    asked = label(states[known:], ids[known:]) if len(states) > known else np.zeros((0, episodes.act_dim))
-    actions = np.concatenate([episodes.act[:known], np.asarray(asked).reshape(-1, episodes.act_dim)])
-    seconds = time.perf_counter() - start
-    if len(states):
-        labels.append(states, actions, np.concatenate(next_obs), ids, np.concatenate(step))
+        visited, sent, after = episodes.obs[rows], episodes.act[rows], episodes.next_obs[rows]
+        copies = relabelling.states(visited, rng).reshape(-1, *visited.shape)  # [K, T, obs_dim]
+        sequences = copies if expert_acted else np.concatenate([visited[None], copies])
+        start = time.perf_counter()
+        asked = label(sequences, np.repeat(sent[None], len(sequences), 0)) if len(sequences) else np.zeros((0, len(visited), sent.shape[1]))
+        seconds += time.perf_counter() - start
+        actions = np.concatenate([sent[None], asked]) if expert_acted else asked
+        states = np.concatenate([visited[None], copies])
+        next_states = np.repeat(after[None], len(states), 0)
+        if relabelling.goal_dims:  # the goal is carried through a step
+            next_states[:, :, -relabelling.goal_dims :] = states[:, :, -relabelling.goal_dims :]
+        labels.append(states.reshape(-1, visited.shape[1]), np.asarray(actions).reshape(-1, sent.shape[1]),
+                      next_states.reshape(-1, visited.shape[1]), np.full(states.shape[0] * states.shape[1], e),
+                      np.tile(episodes.time[rows], len(states)))
     return seconds
 
 
@@ -208,14 +204,17 @@ def _clone(policy: GaussianPolicy, x: torch.Tensor, raw: torch.Tensor, epochs: i
 
 @dataclass
 class DaggerIteration:
-    """One round: how many labelled states the policy was trained on, its evaluation, and
-    the seconds the expert spent labelling."""
+    """One round: how many labelled states the policy was trained on, the real env steps
+    taken so far, its evaluation, the seconds the expert spent labelling, and the wall
+    seconds since :func:`dagger` started."""
 
     labels: int
+    env_steps: int
     mean_return: float
     success_rate: float | None
     expert_seconds: float
     bc_loss: float
+    seconds: float
 
 
 @dataclass
@@ -239,34 +238,38 @@ def dagger(
     epochs: int = 100,
     learning_rate: float = 1e-3,
     reset_expert: Callable[[], None] | None = None,
-    label: Callable[[np.ndarray], np.ndarray] | None = None,
+    label: Labeller | None = None,
     relabelled_goals: int = 0,
     hindsight_goals: int = 0,
     progress: bool = False,
+    policy_to_expert: Callable[[GaussianPolicy], None] | None = None,
     **network: object,
 ) -> DaggerResult:
     """Distil ``expert`` (obs [obs_dim] → action [A]) into a Gaussian MLP policy.
 
     Iteration 0 rolls out the expert (behaviour cloning data); each later iteration rolls
     out the policy's mean action. After each episode its states are labelled
-    (:func:`aggregate`): by ``label`` (states [B, obs_dim] → actions [B, A], many states
-    per call, e.g. :meth:`MPCController.label`) where given, else by ``expert`` state by
-    state with ``reset_expert`` at the episode start (an MPC controller's warm start).
+    (:func:`aggregate`): by ``label`` (a :data:`Labeller`: state sequences [B, T, obs_dim]
+    → actions [B, T, A], all sequences at once, e.g. :meth:`MPCController.label`) where
+    given, else by ``expert`` state by state with ``reset_expert`` at each sequence's start
+    (an MPC controller's warm start).
     ``relabelled_goals`` > 0 needs ``env.unwrapped.goal_dims`` and ``sample_goal()``: the
     expert labels each episode's states again for that many goals drawn from the task.
     ``hindsight_goals`` > 0 needs ``goal_dims`` and ``achieved_goal(obs)``: the goals are
     what the episode achieved at uniformly drawn steps. Each iteration clones a new policy
-    from every label so far (:func:`clone`), as the ``pg_trainer`` node does.
+    from every label so far (:func:`clone`), as the ``pg_trainer`` node does, and hands it
+    to ``policy_to_expert`` where given (an MPC expert's ``set_policy``: with
+    ``proposals`` > 0 its plans start from the policy's own sequences too).
 
     Args:
         **network: :class:`PolicyConfig` network fields (``hidden``, ``layers``,
-            ``activation``, ``squash``, ``seed``...).
+            ``activation``, ``squash``, ``seed``...); ``relative_goal`` defaults to the
+            task's (:func:`~mbrl_control.policies.networks.goal_inputs`).
     """
-    cfg = PolicyConfig(seed=seed).replace(**network)
     space, task = env.action_space, env.unwrapped
+    cfg = PolicyConfig(seed=seed, relative_goal=goal_inputs(task, env.observation_space.shape[0])).replace(**network)
     relabelling = Relabelling.of(task, relabelled_goals, hindsight_goals)
-    labeller = batched_labeller(label) if label is not None else (
-        lambda states, episode: label_states(expert, states, episode, reset_expert))
+    labeller = label if label is not None else one_by_one(expert, reset_expert)
     rng = np.random.default_rng(seed)
     obs_dim = env.observation_space.shape[0]
     labels = TransitionDataset(obs_dim, space.shape[0])
@@ -277,7 +280,7 @@ def dagger(
         from tqdm import tqdm
 
         bar = tqdm(total=iterations, unit="iteration", desc="DAgger", file=sys.stderr)
-    episode = 0
+    episode, started = 0, time.perf_counter()
     for iteration in range(iterations):
         expert_seconds = 0.0
         for _ in range(episodes_per_iteration):
@@ -301,11 +304,13 @@ def dagger(
             episode += 1
         policy, losses = clone(obs_dim, space.low, space.high, cfg, labels, iteration, epochs, learning_rate)
         result.policy = policy
+        if policy_to_expert is not None:
+            policy_to_expert(policy)
         stats: EpisodeStats = evaluate(policy, env, eval_episodes, seed=10_000_019)
         result.iterations.append(DaggerIteration(
-            labels=len(labels), mean_return=float(np.mean(stats.returns)),
+            labels=len(labels), env_steps=result.env_steps, mean_return=float(np.mean(stats.returns)),
             success_rate=float(np.mean(stats.successes)) if stats.successes else None,
-            expert_seconds=expert_seconds, bc_loss=losses[-1],
+            expert_seconds=expert_seconds, bc_loss=losses[-1], seconds=time.perf_counter() - started,
         ))
         if bar is not None:
             last = result.iterations[-1]

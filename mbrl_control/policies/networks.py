@@ -107,6 +107,22 @@ def with_goal_difference(obs: torch.Tensor, goal_dims: int, scale: float) -> tor
     return torch.cat([obs, delta, delta / (torch.linalg.vector_norm(delta, dim=-1, keepdim=True) + scale)], dim=-1)
 
 
+def goal_inputs(task: object, obs_dim: int) -> int:
+    """The ``relative_goal`` a task's observations [obs_dim] allow: its ``goal_dims`` k
+    where its ``achieved_goal(obs)`` is the observation's entries ``[-2k, -k)`` (the
+    observation ends in [achieved goal, goal], as ArmReach's), else 0. The goal-conditioned
+    learners (DAgger, policy search through the model, the policy trainer) default to it."""
+    k = int(getattr(task, "goal_dims", 0) or 0)
+    achieved = getattr(task, "achieved_goal", None)
+    if k == 0 or achieved is None or 2 * k > obs_dim:
+        return 0
+    probe = np.arange(obs_dim, dtype=np.float64)
+    try:
+        return k if np.array_equal(np.asarray(achieved(probe)), probe[obs_dim - 2 * k : obs_dim - k]) else 0
+    except (IndexError, TypeError, ValueError):
+        return 0
+
+
 class GaussianPolicy(nn.Module):
     """``π_θ(u | s) = N(μ_θ(s), diag σ_θ(s)²)`` over raw actions ``u`` [B, A].
 
