@@ -444,6 +444,32 @@ def test_each_node_s_parameters_form_a_tree_a_parameter_file_can_hold(graph_node
         rclpy.shutdown(context=context)
 
 
+@pytest.mark.parametrize("method, squash, updates", [("backprop", True, 50), ("policy_gradient", False, 20)])
+def test_the_trainer_s_policy_defaults_come_from_its_method_and_the_task(method, squash, updates, tmp_path):
+    """pg_trainer declares the method's own policy defaults (backprop: squashed, its larger
+    step, 50 updates per round) and gives the policy ArmReach's goal difference; a value
+    given at start still wins."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        from rclpy.parameter import Parameter
+
+        from mbrl_control.nodes.pg_trainer import PolicyTrainerNode
+
+        node = PolicyTrainerNode(context=context, parameter_overrides=[
+            Parameter("method.type", value=method), Parameter("out_dir", value=str(tmp_path)), Parameter("policy.hidden", value=32)])
+        try:
+            value = lambda name: node.get_parameter(name).value  # noqa: E731
+            assert (value("policy.relative_goal"), value("policy.squash"), value("method.updates_per_round")) == (3, squash, updates)
+            assert node.trainer.policy.relative_goal == 3 and node.trainer.policy.squash == squash
+            assert node.trainer.cfg.hidden == 32
+        finally:
+            node.close()
+            node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
 def test_two_arms_feed_one_learner_whose_models_both_planners_use(tmp_path):
     """arm1 and arm2 (sim, collector, planner, each in its namespace, unchanged) and one
     learner with ``arms``: each arm's episodes land in its own dataset, one model is fitted
