@@ -173,7 +173,8 @@ def summarise(runs: list[dict]) -> dict:
            "success_min": float(np.min([r["success_rate"] for r in runs])),
            "mean_return": float(np.mean([r["mean_return"] for r in runs])),
            "env_steps": int(np.mean([r.get("env_steps", 0) for r in runs])),
-           "reached_90": len(reached), "steps_to_90": float(np.median(reached)) if reached else None,
+           "reached_90": len(reached) if any("steps_to_90" in r for r in runs) else None,  # None: not a learner (planner rows)
+           "steps_to_90": float(np.median(reached)) if reached else None,
            "seconds_per_action": float(np.median([r["seconds_per_action"] for r in runs])),
            "p95_seconds": float(np.median([r["p95_seconds"] for r in runs]))}
     if all("minutes" in r for r in runs):
@@ -195,11 +196,13 @@ def table(summary: dict[str, dict], reference: str | None) -> None:
     print(f"\n{'method':26s} {'success':>8s} {'worst':>6s} {'return':>7s} {'to 90 %':>12s} {'env steps':>9s} "
           f"{'minutes':>8s} {'per action':>11s} {'p95':>9s} {'vs MPC':>7s}")
     for name, row in summary.items():
-        to90 = f"{row['steps_to_90']:.0f} ({row['reached_90']}/{row['seeds']})" if row["steps_to_90"] is not None else f"- (0/{row['seeds']})"
+        to90 = ("" if row["reached_90"] is None else f"- (0/{row['seeds']})" if row["steps_to_90"] is None
+                else f"{row['steps_to_90']:.0f} ({row['reached_90']}/{row['seeds']})")
         minutes = f"{row['minutes']:8.1f}" if "minutes" in row else f"{'':8s}"
         ratio = f"{mpc / row['seconds_per_action']:6.0f}x" if mpc else ""
+        steps = f"{row['env_steps']:9d}" if row["env_steps"] else f"{'':9s}"
         print(f"{name:26s} {row['success_rate']:8.0%} {row['success_min']:6.0%} {row['mean_return']:7.2f} {to90:>12s} "
-              f"{row['env_steps']:9d} {minutes} {row['seconds_per_action'] * 1e3:8.2f} ms {row['p95_seconds'] * 1e3:6.1f} ms {ratio}")
+              f"{steps} {minutes} {row['seconds_per_action'] * 1e3:8.2f} ms {row['p95_seconds'] * 1e3:6.1f} ms {ratio}")
 
 
 def plot(path: Path, runs: dict[str, list[dict]]) -> None:
