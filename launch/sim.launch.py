@@ -20,7 +20,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from mbrl_control.loops.policy_methods import POLICY_METHODS
+from mbrl_control.loops.policy_methods import DEFAULT_METHOD, POLICY_METHODS
 from mbrl_control.models import REGRESSORS
 from mbrl_control.nodes.graph import GRAPHS, MONITOR, namespace_remappings
 from mbrl_control.planning import OPTIMIZERS
@@ -53,7 +53,7 @@ def generate_launch_description() -> LaunchDescription:
                               description="dynamics model type"),
         DeclareLaunchArgument("optimizer", default_value="cem", choices=list(OPTIMIZERS),
                               description="MPC trajectory optimiser"),
-        DeclareLaunchArgument("method", default_value="policy_gradient", choices=list(POLICY_METHODS),
+        DeclareLaunchArgument("method", default_value=DEFAULT_METHOD, choices=list(POLICY_METHODS),
                               description="graph sim_pg: how pg_trainer's policy learns through the model"),
         DeclareLaunchArgument("params_file", default_value="", description="ROS parameter file (default: config/sim.yaml)"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of every node and topic"),

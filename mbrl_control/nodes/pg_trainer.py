@@ -11,7 +11,8 @@ worker thread (the node keeps receiving), by ``method``: any of
 * ``policy_gradient``: ``method.updates_per_round`` updates of ``policy.algo`` (PPO by
   default) on imagined rollouts through the model from recorded states, with goals drawn
   from the task's workspace;
-* ``backprop``: as many MBRL 2.0 steps through the model;
+* ``backprop`` (the default, :data:`~mbrl_control.loops.policy_methods.DEFAULT_METHOD`):
+  as many MBRL 2.0 steps through the model;
 * ``dagger``: the states of new episodes are labelled with the MPC planner's actions
   through the current model (the planner's settings, ``optimizer.*`` among them), and the
   policy is cloned from every label so far. Run with the policy controller driving (graph
@@ -44,7 +45,7 @@ from mbrl_control.arm.sim import SimConfig
 from mbrl_control.checkpoint import CheckpointError
 from mbrl_control.config import Config, param
 from mbrl_control.data.transitions import TransitionDataset
-from mbrl_control.loops.policy_methods import POLICY_METHODS, RoundData
+from mbrl_control.loops.policy_methods import DEFAULT_METHOD, POLICY_METHODS, RoundData
 from mbrl_control.loops.policy_search import GOAL_POOL, ImaginedPolicyTrainer
 from mbrl_control.models import FitCancelled, cancellable, load_model
 from mbrl_control.models.dynamics import DynamicsModel
@@ -66,7 +67,7 @@ POLICY_FIELDS = ("algo", "seed", "hidden", "layers", "activation", "squash", "re
 class TrainerConfig(Config):
     """Settings of the policy trainer."""
 
-    method: str = param("policy_gradient", "How the policy learns (any of loops.POLICY_METHODS): policy gradient on imagined rollouts through the model, backprop through the model (MBRL 2.0), or DAgger from the MPC planner.",
+    method: str = param(DEFAULT_METHOD, "How the policy learns (any of loops.POLICY_METHODS): policy gradient on imagined rollouts through the model, backprop through the model (MBRL 2.0), or DAgger from the MPC planner.",
                         choices=POLICY_METHODS, read_only=True, ros_name="method.type")
     out_dir: str = param("runs/ros/trainer", "Folder of policy.pt and the DAgger labels.", read_only=True)
     min_transitions: int = param(100, "Recorded transitions needed before the first round.", low=1)
