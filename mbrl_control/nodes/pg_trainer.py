@@ -119,8 +119,7 @@ class PolicyTrainerNode(Node):
         """The policy, its learner and the task: observation and action spaces, reward and
         a pool of goals from the arm's reachable workspace (the simulator's target sampler
         on the same URDF)."""
-        cfg = PolicyConfig(**self.method.policy_settings(self.method_params[self.method.Config])).replace(
-            **{name: getattr(self.policy_params[PolicyConfig], name) for name in POLICY_FIELDS})
+        cfg = self.policy_params[PolicyConfig]  # the method's settings, the task's goal inputs, the policy.* parameters
         task.reset(seed=cfg.seed)
         goals = np.array([task.sample_goal() for _ in range(GOAL_POOL)])
         space = task.observation_space, task.action_space
