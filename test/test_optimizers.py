@@ -42,7 +42,8 @@ def test_finds_the_minimiser_of_a_shifted_quadratic(name, overrides, tolerance):
     result = make(name, **overrides).optimize(quadratic, generator=torch.Generator().manual_seed(0))
     assert result.actions.shape == (H, A)
     assert torch.max(torch.abs(result.actions - TARGET)) < tolerance
-    assert result.cost == pytest.approx(float(quadratic(result.actions[None])[0]))
+    # the cost of the plan: scored (gradient), or estimated by the last iteration's samples it averages, within their spread
+    assert result.cost == pytest.approx(float(quadratic(result.actions[None])[0]), abs=0 if name == "gradient" else 0.01)
 
 
 @pytest.mark.parametrize(

@@ -30,9 +30,14 @@ needs a cost that is differentiable in the actions (:func:`trajectory_cost` is).
 
 Every optimiser takes ``proposals`` [K, H, A]: sequences from elsewhere (a policy's, as in
 TD-MPC) that join the first iteration's samples (the restarts, for gradient shooting), and
-the plan returned is the cheapest of the optimiser's own plan and the proposals. A proposal
-that is the optimum is therefore the plan from the first iteration on, and a poor one costs
-only its K rollouts.
+the plan returned is the cheapest of the optimiser's own plan and the proposals, by the
+costs the search already has. A proposal that is the optimum is therefore the plan from
+the first iteration on, and a poor one costs only its K rollouts.
+
+CEM's and iCEM's plan, the mean refitted to the last elites, is not scored once more (as in
+PETS): its cost is estimated by the mean cost of those elites. That extra cost call was a
+third of a default tick (2 iterations + 1) on ArmReach. MPPI scores its average, which its
+samples, σ apart around it, do not estimate.
 
 CEM also plans many problems at once (``batched``): with a cost over [B, N, H, A] → [B, N]
 and a warm start [B, H, A] (or proposals [B, K, H, A]) each of the B plans gets its own
@@ -205,22 +210,22 @@ class TrajectoryOptimizer(ABC):
     def clip(self, actions: torch.Tensor) -> torch.Tensor:
         return torch.maximum(torch.minimum(actions, self.high), self.low)
 
-    def finish(self, cost: Cost, plan: torch.Tensor, iterations: int, proposals: torch.Tensor | None,
-               elites: torch.Tensor | None = None, plan_cost: float | None = None) -> OptimizerResult:
-        """The result: ``plan`` [..., H, A] (of ``plan_cost`` if known), or the cheapest of
-        ``proposals`` [..., K, H, A] where it costs less, all scored in one call."""
+    def finish(self, plan: torch.Tensor, plan_cost: torch.Tensor, iterations: int, proposals: torch.Tensor | None = None,
+               proposal_costs: torch.Tensor | None = None, elites: torch.Tensor | None = None) -> OptimizerResult:
+        """The result: ``plan`` [..., H, A] of ``plan_cost`` [...], or the cheapest of
+        ``proposals`` [..., K, H, A] where its cost in the search, ``proposal_costs``
+        [..., K], is lower. No further cost call: a plan the search did not score (an
+        average of samples) comes with the estimate it is judged by."""
         if proposals is None:
-            if plan_cost is None:
-                plan_cost = cost(plan[..., None, :, :])[..., 0]
-                plan_cost = float(plan_cost) if plan_cost.ndim == 0 else plan_cost
-            return OptimizerResult(plan, plan_cost, iterations, elites)
-        candidates = torch.cat([plan[..., None, :, :], self.clip(proposals)], dim=-3)
-        costs = cost(candidates)  # [..., 1 + K]
-        best_cost, best = costs.min(dim=-1)
-        actions = torch.take_along_dim(candidates, best[..., None, None, None], dim=-3).squeeze(-3)
-        if best.ndim == 0:
-            return OptimizerResult(actions, float(best_cost), iterations, elites, bool(best > 0))
-        return OptimizerResult(actions, best_cost, iterations, elites, best > 0)
+            return OptimizerResult(plan, float(plan_cost) if plan_cost.ndim == 0 else plan_cost, iterations, elites)
+        best_cost, best = proposal_costs.min(dim=-1)
+        proposed = best_cost < plan_cost
+        chosen = torch.take_along_dim(self.clip(proposals), best[..., None, None, None], dim=-3).squeeze(-3)
+        actions = torch.where(proposed[..., None, None], chosen, plan)
+        cost = torch.where(proposed, best_cost, plan_cost)
+        if proposed.ndim == 0:
+            return OptimizerResult(actions, float(cost), iterations, elites, bool(proposed))
+        return OptimizerResult(actions, cost, iterations, elites, proposed)
 
     @abstractmethod
     def optimize(
@@ -241,11 +246,11 @@ def with_proposals(samples: torch.Tensor, proposals: torch.Tensor | None, clip: 
     return samples if proposals is None else torch.cat([samples, clip(proposals)], dim=-3)
 
 
-def take_elites(samples: torch.Tensor, costs: torch.Tensor, count: int) -> torch.Tensor:
+def take_elites(samples: torch.Tensor, costs: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``count`` cheapest of ``samples`` [..., N, H, A] by ``costs`` [..., N],
-    cheapest first: [..., count, H, A]."""
+    cheapest first, and their costs: [..., count, H, A] and [..., count]."""
     order = torch.argsort(costs, dim=-1)[..., :count]
-    return torch.take_along_dim(samples, order[..., None, None], dim=-3)
+    return torch.take_along_dim(samples, order[..., None, None], dim=-3), torch.take_along_dim(costs, order, dim=-1)
 
 
 def _iterations(limit: int, deadline: float | None) -> Iterator[int]:
@@ -295,7 +300,7 @@ class CEM(TrajectoryOptimizer):
         if proposals is not None and initial is None:
             mean = mean.expand(*proposals.shape[:-3], *mean.shape).clone()
         var = (cfg.initial_std * self.half_range).expand_as(mean) ** 2
-        iterations = 0
+        iterations, proposal_costs = 0, None
         for iterations in _iterations(cfg.iterations, deadline):
             # not narrowed near a bound (PETS keeps two stds inside): a mean at a bound would
             # get std 0 there, and the warm start carries it tick after tick
@@ -304,12 +309,16 @@ class CEM(TrajectoryOptimizer):
             samples = self.clip(mean[..., None, :, :] + std * noise)
             if iterations == 0:
                 samples = with_proposals(samples, proposals, self.clip)
-            elites = take_elites(samples, cost(samples), cfg.elites)
+            costs = cost(samples)
+            if iterations == 0 and proposals is not None:
+                proposal_costs = costs[..., cfg.population :]
+            elites, elite_costs = take_elites(samples, costs, cfg.elites)
             mean = cfg.alpha * mean + (1 - cfg.alpha) * elites.mean(-3)
             var = cfg.alpha * var + (1 - cfg.alpha) * elites.var(-3, unbiased=False)
             if torch.all(var.sqrt() < cfg.min_std):
                 break
-        return self.finish(cost, mean, iterations + 1, proposals, elites)
+        # the refitted mean is not scored again (PETS): its elites' mean cost estimates its own
+        return self.finish(mean, elite_costs.mean(-1), iterations + 1, proposals, proposal_costs, elites)
 
 
 def colored_noise(shape: tuple[int, ...], horizon: int, exponent: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -360,7 +369,7 @@ class ICEM(TrajectoryOptimizer):
         mean = self.start(initial)
         var = (cfg.initial_std * self.half_range).expand_as(mean) ** 2
         kept = max(1, round(cfg.keep_elites * cfg.elites)) if cfg.keep_elites > 0 else 0
-        best_actions, best_cost, elites, iterations = mean, float("inf"), None, 0
+        best_actions, best_cost, elites, iterations, proposal_costs = mean, torch.tensor(float("inf")), None, 0, None
         for iterations in _iterations(cfg.iterations, deadline):
             count = max(math.ceil(cfg.population * cfg.decay**-iterations), 2 * cfg.elites)
             std = var.sqrt()  # not narrowed near a bound, as CEM
@@ -369,23 +378,24 @@ class ICEM(TrajectoryOptimizer):
                 last = self.clip(mean[-1] + std[-1] * torch.randn((kept, mean.shape[1]), generator=generator))
                 samples.append(torch.cat([self._elites[:kept, 1:], last[:, None]], dim=1))
             if iterations == 0 and proposals is not None:
-                samples.append(self.clip(proposals))
+                samples.insert(0, self.clip(proposals))  # first: their costs are costs[:K]
             elif iterations > 0 and kept:
                 samples.append(elites[:kept])
             if iterations == cfg.iterations - 1:
                 samples.append(mean[None])
             samples = torch.cat(samples)
             costs = cost(samples)
-            order = torch.argsort(costs)
-            elites = samples[order[: cfg.elites]]
-            if float(costs[order[0]]) < best_cost:
-                best_cost, best_actions = float(costs[order[0]]), samples[order[0]]
+            if iterations == 0 and proposals is not None:
+                proposal_costs = costs[: len(proposals)]
+            elites, elite_costs = take_elites(samples, costs, cfg.elites)
+            if elite_costs[0] < best_cost:
+                best_cost, best_actions = elite_costs[0], elites[0]
             mean = cfg.alpha * mean + (1 - cfg.alpha) * elites.mean(0)
             var = cfg.alpha * var + (1 - cfg.alpha) * elites.var(0, unbiased=False)
         self._elites = elites
-        if cfg.execute == "mean":
-            return self.finish(cost, mean, iterations + 1, proposals, elites)
-        return self.finish(cost, best_actions, iterations + 1, proposals, elites, best_cost)
+        if cfg.execute == "mean":  # estimated by its elites, as CEM's
+            return self.finish(mean, elite_costs.mean(), iterations + 1, proposals, proposal_costs, elites)
+        return self.finish(best_actions, best_cost, iterations + 1, proposals, proposal_costs, elites)
 
 
 class MPPI(TrajectoryOptimizer):
@@ -400,16 +410,19 @@ class MPPI(TrajectoryOptimizer):
         cfg = self.config
         mean = self.start(initial)
         sigma = cfg.noise_std * self.half_range
-        iterations = 0
+        iterations, proposal_costs = 0, None
         for iterations in _iterations(cfg.iterations, deadline):
             noise = torch.randn((cfg.population, *mean.shape), generator=generator)
             samples = self.clip(mean + sigma * noise)
             if iterations == 0:
                 samples = with_proposals(samples, proposals, self.clip)
             costs = cost(samples)
+            if iterations == 0 and proposals is not None:
+                proposal_costs = costs[cfg.population :]
             weights = torch.softmax(-(costs - costs.min()) / cfg.temperature, dim=0)
             mean = torch.einsum("n,nha->ha", weights, samples)  # a convex combination: inside the bounds
-        return self.finish(cost, mean, iterations + 1, proposals)
+        # scored once more: the samples stay σ apart around it, their costs say little of the average's
+        return self.finish(mean, cost(mean[None])[0], iterations + 1, proposals, proposal_costs)
 
 
 def descend(
@@ -483,6 +496,6 @@ class CEMGradient(CEM):
         sampled = super().optimize(cost, initial, deadline, generator, proposals)
         candidates = torch.cat([sampled.actions[None], sampled.elites[: cfg.refine_candidates - 1]])
         actions, best, steps = descend(self, cost, candidates, cfg.refine_steps, cfg.learning_rate, deadline, generator)
-        if sampled.cost <= best:
-            return sampled
-        return OptimizerResult(actions, best, sampled.iterations + steps, sampled.elites)
+        # CEM's plan is the first candidate, scored on the descent's first step: the best seen may be it
+        proposed = sampled.proposed and torch.equal(actions, sampled.actions)
+        return OptimizerResult(actions, best, sampled.iterations + steps, sampled.elites, proposed)
