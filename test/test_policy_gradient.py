@@ -458,6 +458,12 @@ def test_imagined_env_follows_the_model_and_restarts_with_new_goals():
     assert truncated.all() and not terminated.any()
     np.testing.assert_allclose(obs, [[0.5, 0.9]] * 4)  # restarted in the same step
 
+    # some rollouts start at their goal: the start's achieved goal (its x) replaces the drawn one
+    at_goal = ImaginedEnv(Shift(), PointMass.reward_fn, starts, 3, 1000, env.observation_space, env.action_space,
+                          goals=np.array([[0.9]]), start_at_goal=0.3)
+    goals = at_goal.reset(seed=0)[0][:, 1]
+    assert set(np.round(goals, 6)) == {0.5, 0.9} and 0.25 < np.mean(goals == 0.5) < 0.35
+
 
 @pytest.mark.parametrize("method, iterations, settings, better_than", [
     ("policy_gradient", 4, {}, -6.0),  # PPO on imagined rollouts

@@ -91,6 +91,7 @@ class ImaginedConfig(Config):
     imagined_rollouts: int = param(256, "Imagined rollouts per update.", low=1, high=100_000, read_only=True)
     imagined_horizon: int = param(10, "Steps of each imagined rollout.", low=1, high=1000, read_only=True)
     updates_per_round: int = param(20, "Policy updates per round.", low=1, high=100_000)
+    start_at_goal: float = param(0.25, "Fraction of imagined rollouts whose goal is where their start state already is, so that the policy learns to stay at a goal, not only to approach it (goal-conditioned tasks).", low=0.0, high=1.0)
 
 
 class PolicyGradient(PolicyMethod):
@@ -108,7 +109,7 @@ class PolicyGradient(PolicyMethod):
 
     @classmethod
     def round(cls, trainer: ImaginedPolicyTrainer, model: DynamicsModel, config: ImaginedConfig, data: RoundData) -> float:
-        return trainer.improve(model, data.states, config.updates_per_round)
+        return trainer.improve(model, data.states, config.updates_per_round, start_at_goal=config.start_at_goal)
 
 
 @dataclass(frozen=True)

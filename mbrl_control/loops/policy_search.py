@@ -51,14 +51,21 @@ class ImaginedEnv(gym.vector.VectorEnv):
     ``step`` samples ``next_obs`` from the model — each rollout keeps one ensemble member
     for its whole length (TS∞) — clipped into the observation space, and scores it with
     ``reward_fn``. A model with ``history`` h gets each rollout's last h actions (a start
-    state's from ``start_past`` [M, h, A], the actions before it in its episode). A rollout truncates after ``horizon`` steps and restarts in the same
-    step (``info["final_obs"]`` holds its last state), like gymnasium's SAME_STEP autoreset.
+    state's from ``start_past`` [M, h, A], the actions before it in its episode). A rollout
+    truncates after ``horizon`` steps and restarts in the same step (``info["final_obs"]``
+    holds its last state), like gymnasium's SAME_STEP autoreset.
+
+    A fraction ``start_at_goal`` of the rollouts instead take as goal the achieved goal of
+    their own start state, the observation's entries ``[-2G, -G)`` (observations ending in
+    [achieved goal, goal], :func:`~mbrl_control.policies.networks.goal_inputs`): drawn goals
+    alone are seldom reached within a short horizon, and a policy that never starts at its
+    goal does not learn to stay there.
     """
 
     def __init__(self, model: DynamicsModel, reward_fn: RewardFn, start_states: np.ndarray, horizon: int,
                  num_envs: int, observation_space: gym.spaces.Box, action_space: gym.spaces.Box,
-                 goals: np.ndarray | None = None, start_past: np.ndarray | None = None) -> None:
-        self.model, self.reward_fn, self.horizon = model, reward_fn, horizon
+                 goals: np.ndarray | None = None, start_past: np.ndarray | None = None, start_at_goal: float = 0.0) -> None:
+        self.model, self.reward_fn, self.horizon, self.start_at_goal = model, reward_fn, horizon, start_at_goal
         self.start_states = torch.as_tensor(start_states, dtype=torch.float32)
         act_dim = action_space.shape[0]
         self.start_past = (torch.zeros(len(self.start_states), model.history, act_dim) if start_past is None
@@ -88,7 +95,10 @@ class ImaginedEnv(gym.vector.VectorEnv):
         picked = torch.randint(len(self.start_states), (n,), generator=self.generator)
         starts = self.start_states[picked]
         if self.goals is not None:
-            starts[:, -self.goals.shape[1] :] = self.goals[torch.randint(len(self.goals), (n,), generator=self.generator)]
+            G = self.goals.shape[1]
+            drawn = self.goals[torch.randint(len(self.goals), (n,), generator=self.generator)]
+            at_goal = torch.rand(n, generator=self.generator) < self.start_at_goal
+            starts[:, -G:] = torch.where(at_goal[:, None], starts[:, -2 * G : -G], drawn)
         self.state[rows] = starts
         self.past[rows] = self.start_past[picked]
         self.member[rows] = torch.randint(self.members, (n,), generator=self.generator)
@@ -206,14 +216,18 @@ class ImaginedPolicyTrainer:
         self.rounds = 0
         self.imagined_steps = 0
 
-    def improve(self, model: DynamicsModel, start_states: np.ndarray, updates: int, start_past: np.ndarray | None = None) -> float:
+    def improve(self, model: DynamicsModel, start_states: np.ndarray, updates: int, start_past: np.ndarray | None = None,
+                start_at_goal: float = 0.0) -> float:
         """``updates`` policy updates on batches of ``n_envs`` × ``n_steps`` imagined steps
         from ``start_states`` [M, obs_dim] (real observations; ``start_past`` [M, h, A] the
-        actions before each) through ``model``. Returns the mean imagined return of those
-        rollouts (of the mean action, for backprop)."""
+        actions before each) through ``model``, a fraction ``start_at_goal`` of them with
+        their start's achieved goal as goal (where the policy sees the goal difference,
+        ``relative_goal``: the layout that names the achieved goal). Returns the mean
+        imagined return of those rollouts (of the mean action, for backprop)."""
         cfg, rollouts, horizon = self.cfg, self.cfg.n_envs, self.cfg.n_steps
+        at_goal = start_at_goal if self.goals is not None and cfg.relative_goal == self.goals.shape[1] else 0.0
         imagined = ImaginedEnv(model, self.reward_fn, start_states, horizon, rollouts,
-                               self.observation_space, self.action_space, self.goals, start_past)
+                               self.observation_space, self.action_space, self.goals, start_past, at_goal)
         returns: list[float] = []
         if self.method == "policy_gradient":
             collector, stats = RolloutCollector(imagined, cfg.seed + self.rounds), EpisodeStats()
@@ -345,7 +359,7 @@ def train_policy_in_model(
         bar = tqdm(total=iterations, unit="iteration", desc="policy search", file=sys.stderr)
     for iteration in range(iterations):
         dynamics.fit(dataset)
-        trainer.improve(dynamics, dataset.obs, updates_per_iteration, dataset.action_history(dynamics.history))
+        trainer.improve(dynamics, dataset.obs, updates_per_iteration, dataset.action_history(dynamics.history), settings.start_at_goal)
         result.imagined_steps = trainer.imagined_steps
         for _ in range(episodes_per_iteration):
             run_episode(lambda obs: policy.to_env(policy.distribution(torch.as_tensor(obs, dtype=torch.float32)[None]).sample()[0]).numpy())
