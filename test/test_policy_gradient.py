@@ -505,6 +505,34 @@ def test_the_trainer_nodes_dagger_and_the_librarys_give_the_same_policy():
         torch.testing.assert_close(node[name], lib[name], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("name", ["backprop", "policy_gradient"])
+def test_a_round_starts_imagined_rollouts_with_the_actions_in_flight(name):
+    """A servo that acts a tick late (a model with history 1): the trainer's rollouts from
+    a recorded state carry on the action sent before it (``RoundData.past``), as the arm
+    does, instead of starting from rest."""
+    from mbrl_control.data.transitions import TransitionDataset
+    from mbrl_control.loops.policy_methods import POLICY_METHODS, RoundData
+    from mbrl_control.loops.policy_search import ImaginedPolicyTrainer
+    from mbrl_control.policies.config import PolicyConfig
+
+    class Late:  # x' = x + 0.1 a_{t-1}: the action sent a tick ago moves the point now
+        members, history, act_dim = 1, 1, 1
+
+        def sample(self, obs, act, past=None, noise=None, members=None, generator=None):
+            return torch.stack([obs[:, 0] + 0.1 * past[:, -1, 0], obs[:, 1]], 1)
+
+    env, method = PointMass(), POLICY_METHODS[name]
+    starts = np.array([[0.5, 0.9]])
+    returns = {}
+    for sent in (0.0, 1.0):  # at rest, or moving toward the goal at full speed
+        trainer = ImaginedPolicyTrainer(env.observation_space, env.action_space, PointMass.reward_fn, method.imagined,
+                                        PolicyConfig(seed=0, hidden=8, n_envs=4, n_steps=2, batch_size=8))
+        data = RoundData(starts, TransitionDataset(2, 1), TransitionDataset(2, 1), past=np.full((1, 1, 1), sent))
+        returns[sent] = method.round(trainer, Late(), method.Config(updates_per_round=1, start_at_goal=0.0), data)
+    # the first imagined step moves by 0.1 · the action in flight, whatever the policy does
+    assert returns[1.0] > returns[0.0] + 0.05, returns
+
+
 def test_dagger_labels_in_batches_as_it_does_one_by_one():
     from mbrl_control.policies.imitation import dagger
 

@@ -42,6 +42,8 @@ class RoundData:
         expert: builds the expert for a model (methods with ``uses_expert``), else None.
         achieved_goal: the goal [..., G] an observation [..., obs_dim] has reached, for
             hindsight goals (DAgger), or None.
+        past: [M, h, A] the actions sent before each of ``states`` (those still in flight
+            for a model with ``history`` h), or None: none.
     """
 
     states: np.ndarray
@@ -49,6 +51,7 @@ class RoundData:
     labels: TransitionDataset
     expert: Callable[[DynamicsModel], Expert] | None = None
     achieved_goal: Callable[[np.ndarray], np.ndarray] | None = None
+    past: np.ndarray | None = None
 
 
 class PolicyMethod:
@@ -109,7 +112,7 @@ class PolicyGradient(PolicyMethod):
 
     @classmethod
     def round(cls, trainer: ImaginedPolicyTrainer, model: DynamicsModel, config: ImaginedConfig, data: RoundData) -> float:
-        return trainer.improve(model, data.states, config.updates_per_round, start_at_goal=config.start_at_goal)
+        return trainer.improve(model, data.states, config.updates_per_round, data.past, config.start_at_goal)
 
 
 @dataclass(frozen=True)

@@ -179,10 +179,13 @@ class PolicyTrainerNode(Node):
                 episodes = self.dataset
                 if self.method.uses_expert:  # what it labels lives on in the labels
                     self.dataset = TransitionDataset(self.arm.obs_dim, self.arm.n)
-            states = episodes.obs if len(episodes) else self.labels.obs
+                if len(episodes):  # imagined rollouts start from them, with the actions in flight there
+                    states, past = episodes.obs.copy(), episodes.action_history(model.history)
+                else:
+                    states, past = self.labels.obs.copy(), None
             with cancellable(self.stop_training):
                 metric = self.method.round(self.trainer, model, self.method_params[self.method.Config],
-                                           RoundData(states.copy(), episodes, self.labels, self._expert, ArmReach.achieved_goal))
+                                           RoundData(states, episodes, self.labels, self._expert, ArmReach.achieved_goal, past))
             if self.method.uses_expert and len(episodes):
                 self.episodes_seen.update(episodes.episodes.tolist())
                 self.labels.save(self.labels_path)
