@@ -12,7 +12,7 @@ Per seed, each on 2 cores (torch on 1 thread, as the nodes run):
 ``dagger``       that controller's model, planned with ``--expert-*`` (the deployed CEM
                  budget, with the last round's policy's sequences among its samples),
                  distilled by DAgger (``--dagger-iterations`` × 2 episodes; each episode's
-                 states, 1 relabelled and 2 hindsight goals, labelled together along the
+                 states, 1 relabelled, 2 hindsight and the stay goals, labelled together along the
                  episode by :meth:`MPCController.label`); its env steps and minutes include
                  the MPC run that learned the model.
 ``backprop``     MBRL 2.0, ``train_policy_in_model(method="backprop")`` on an ensemble,
@@ -113,7 +113,7 @@ class Seed:
         expert.configure(expert.config.replace(proposals=args.expert_proposals),
                          {"population": args.expert_population, "elites": args.expert_elites, "iterations": args.expert_iterations})
         distilled = dagger(self.env, expert.act, iterations=args.dagger_iterations, episodes_per_iteration=2,
-                           reset_expert=expert.reset, label=expert.label, relabelled_goals=1, hindsight_goals=2,
+                           reset_expert=expert.reset, label=expert.label, relabelled_goals=1, hindsight_goals=2, stay_goals=True,
                            seed=self.seed, hidden=256, activation="relu", policy_to_expert=expert.set_policy, progress=True)
         self._dagger = distilled
         before = len(mbrl.dataset)

@@ -265,9 +265,10 @@ def test_the_trainer_publishes_policies_the_controller_runs_and_resumes_after_a_
         wait_for(lambda: len(arm.commands) >= seen + 10, 10, "commands from the trained policy")
         if method == "dagger":
             labels = trainer.labels
-            assert len(labels) == 4 * len(first)  # the episode's states, and again for 1 relabelled and 2 hindsight goals
+            assert len(labels) == 5 * len(first)  # the episode's states, and again for 1 relabelled, 2 hindsight and the stay goals
             np.testing.assert_allclose(labels.obs[: len(first)], first.obs)
-            np.testing.assert_allclose(labels.obs[len(first) :, :-3].reshape(3, len(first), -1), np.repeat(first.obs[None, :, :-3], 3, 0))
+            np.testing.assert_allclose(labels.obs[len(first) :, :-3].reshape(4, len(first), -1), np.repeat(first.obs[None, :, :-3], 4, 0))
+            np.testing.assert_allclose(labels.obs[-len(first) :, -3:], first.obs[:, -6:-3])  # stay: the goal where the arm is
             from mbrl_control.policies.config import PolicyConfig
             from mbrl_control.policies.train import make_networks
 

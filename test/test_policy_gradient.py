@@ -423,6 +423,20 @@ def test_hindsight_goals_are_places_the_episode_reached():
         dagger(gym.make("Pendulum-v1"), lambda obs: np.zeros(1), iterations=1, hindsight_goals=2)
 
 
+def test_stay_goals_label_each_state_for_staying_where_it_is():
+    from mbrl_control.policies.imitation import dagger
+
+    result = dagger(PointMass(), optimal_point_mass_action, iterations=1, episodes_per_iteration=2, eval_episodes=1,
+                    epochs=2, hindsight_goals=1, stay_goals=True)
+    obs = result.obs.reshape(2, 3, 20, 2)  # episode, (visited, hindsight, stay), step, [x, goal]
+    assert np.array_equal(obs[:, 2, :, 0], obs[:, 0, :, 0])  # the same states...
+    assert np.array_equal(obs[:, 2, :, 1], obs[:, 2, :, 0])  # ...each with its own place as goal
+    stay = result.actions.reshape(2, 3, 20, 1)[:, 2]
+    assert np.all(stay == 0.0)  # the expert's action there: stay
+    with pytest.raises(ValueError, match="stay_goals = 1: .*no goal_dims and achieved_goal.*PendulumEnv"):
+        dagger(gym.make("Pendulum-v1"), lambda obs: np.zeros(1), iterations=1, stay_goals=True)
+
+
 def test_relabelled_goals_teach_a_policy_goals_its_episodes_never_had():
     """Without the goal difference among its inputs (with it, one episode of PointMass
     already shows every goal), a policy learns goals only from its labels."""

@@ -146,6 +146,7 @@ class DAggerConfig(Config):
     epochs: int = param(50, "Behaviour-cloning epochs per round.", low=1, high=100_000)
     relabelled_goals: int = param(1, "Goals from the arm's workspace each new episode's states are labelled again for.", low=0, high=1000, read_only=True)
     hindsight_goals: int = param(2, "Places each new episode reached that its states are labelled again for (hindsight goals).", low=0, high=1000, read_only=True)
+    stay_goals: bool = param(True, "Label each new episode's states once more with the goal where each already is: the expert's actions for staying at a goal.", read_only=True)
     device: str = param("cpu", "Where behaviour cloning runs: cpu, cuda, or auto (cuda where there is a GPU); the policy comes back to the CPU.",
                         choices=DEVICES, read_only=True)
 
@@ -169,7 +170,8 @@ class DAgger(PolicyMethod):
         if len(data.episodes):
             rng, goals = np.random.default_rng(trainer.cfg.seed + trainer.rounds), trainer.goals
             relabelling = Relabelling(0 if goals is None else goals.shape[1], config.relabelled_goals, config.hindsight_goals,
-                                      None if goals is None else lambda: goals[rng.integers(len(goals))], data.achieved_goal)
+                                      None if goals is None else lambda: goals[rng.integers(len(goals))], data.achieved_goal,
+                                      config.stay_goals)
             expert = data.expert(model)
             if trainer.rounds:  # the last round's policy among the planner's samples (proposals > 0), as dagger()'s policy_to_expert
                 expert.set_policy(trainer.policy)
