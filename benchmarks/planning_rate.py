@@ -10,6 +10,9 @@ not change the cost. Configurations:
   default    the library defaults (MPCConfig and the optimiser's config)
   PETS       PETS's published search: population 350, 35 elites, 5 CEM iterations,
              horizon 15, 20 particles TS∞, E = 5 members of 4 × 200 layers
+  + policy   a quarter of CEM's population with 4 proposals from a policy (the MLP
+             DAgger and MBRL 2.0 train, 2 × 256, untrained: its weights do not change
+             the cost either) rolled through the model's mean each tick
 
 "under load" runs one extra process that keeps a core busy (a robot computer also runs its
 drivers). The largest CEM population whose p95 fits 20 ms (50 Hz) is searched at the
@@ -40,6 +43,7 @@ from mbrl_control.arm.reach import ReachConfig
 from mbrl_control.arm.sim import SimConfig
 from mbrl_control.models import make_model
 from mbrl_control.planning.mpc import MPCConfig, MPCController
+from mbrl_control.planning.optimizers import CEMConfig
 
 PETS = {"horizon": 15, "particles": 20, "optimizer": "cem"}
 PETS_CEM = {"population": 350, "elites": 35, "iterations": 5}
@@ -92,9 +96,19 @@ def record(episodes: int, seed: int) -> tuple[TransitionDataset, np.ndarray]:
     return data, data.obs[:100]
 
 
+def proposing_policy():
+    """The policy the policy-in-the-planner rows propose with (untrained)."""
+    from mbrl_control.policies.config import PolicyConfig
+    from mbrl_control.policies.train import make_networks
+
+    return make_networks(16, -np.ones(5), np.ones(5), PolicyConfig(relative_goal=3, hidden=256, activation="relu"))[0]
+
+
 def time_controller(model, states: np.ndarray, ticks: int, mpc: dict, optimizer: dict) -> dict:
     env = gym.make(ENV_ID).unwrapped
     controller = MPCController(model, env.reward_fn, -np.ones(5), np.ones(5), optimizer_overrides=optimizer, **mpc)
+    if mpc.get("proposals"):
+        controller.set_policy(proposing_policy())
     for obs in states[:3]:  # warm-up: allocator, caches
         controller.act(obs)
     controller.planning_times.clear()
@@ -107,12 +121,12 @@ def time_controller(model, states: np.ndarray, ticks: int, mpc: dict, optimizer:
 
 def network_flops(model) -> float:
     """Multiply-adds × 2 of one row through one member's network."""
-    return float(sum(2 * layer.weight.shape[1] * layer.weight.shape[2] for layer in [*model.network.hidden, model.network.head]))
+    return float(sum(2 * layer.weight.shape[1] * layer.weight.shape[2] for layer in [*model.regressor.network.hidden, model.regressor.network.head]))
 
 
 def raw_matmul_seconds(model, rows: int, repeats: int) -> float:
     """One pass of ``rows`` rows through the same chain of batched matmuls, seconds."""
-    layers = [*model.network.hidden, model.network.head]
+    layers = [*model.regressor.network.hidden, model.regressor.network.head]
     E = layers[0].weight.shape[0]
     x = torch.randn(E, rows // E, layers[0].weight.shape[1])
     best = float("inf")
@@ -179,6 +193,9 @@ def main() -> int:
     if args.quick:
         cases = [c for c in cases if c[1] in ("cem", "mppi") and c[0].startswith("PE")]
     cases.insert(1, ("PE (E=5, 4×200)", "cem, 20 particles", {"particles": 20}, {}))
+    quarter = {"population": CEMConfig().population // 4, "elites": CEMConfig().elites // 4}
+    cases.insert(2, ("PE (E=5, 4×200)", f"cem {quarter['population']}", {}, quarter))
+    cases.insert(3, ("PE (E=5, 4×200)", f"cem {quarter['population']} + policy (4)", {"proposals": 4}, quarter))
     if not args.quick:
         cases.append(("GP (exact, 500 pts)", "cem, mean propagation", {"propagation": "expectation"}, {}))
     cases.append(("PE (E=5, 4×200)", "cem @ PETS search", PETS, PETS_CEM))
@@ -216,7 +233,7 @@ def main() -> int:
     torch.set_num_threads(2)
     per_row = network_flops(pe)
     rows_per_call = PETS_CEM["population"] * PETS["particles"]
-    calls = PETS["horizon"] * PETS_CEM["iterations"] + PETS["horizon"]  # + the final mean's evaluation
+    calls = PETS["horizon"] * PETS_CEM["iterations"]  # model steps: the final mean is not scored again
     flop = per_row * calls * rows_per_call
     pets = next(r for r in rows if r["optimizer"] == "cem @ PETS search" and r["threads"] == 2 and not r["load"])
     planner_gflops = flop / (pets["median_ms"] / 1e3) / 1e9
