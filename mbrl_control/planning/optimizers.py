@@ -35,9 +35,9 @@ costs the search already has. A proposal that is the optimum is therefore the pl
 the first iteration on, and a poor one costs only its K rollouts.
 
 CEM's and iCEM's plan, the mean refitted to the last elites, is not scored once more (as in
-PETS): its cost is estimated by the mean cost of those elites. That extra cost call was a
-third of a default tick (2 iterations + 1) on ArmReach. MPPI scores its average, which its
-samples, σ apart around it, do not estimate.
+PETS): its cost is estimated by the mean cost of those elites, one cost call fewer per tick
+(of three at the defaults: 2 iterations and the rescoring). MPPI scores its average, which
+its samples, σ apart around it, do not estimate.
 
 CEM also plans many problems at once (``batched``): with a cost over [B, N, H, A] → [B, N]
 and a warm start [B, H, A] (or proposals [B, K, H, A]) each of the B plans gets its own
