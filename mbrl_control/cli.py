@@ -147,7 +147,12 @@ def policy(args: argparse.Namespace) -> int:
 
 def bringup(args: argparse.Namespace) -> int:
     """Run a node graph in this process (as ``ros2 launch`` would) and report each episode."""
+    import signal
     import time
+
+    # SIGINT stops the graph even where this supervisor was started with it ignored (a
+    # background job of a shell without job control), as it stops each rclpy node
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     from mbrl_control.checkpoint import write_text
     from mbrl_control.config import ConfigError
