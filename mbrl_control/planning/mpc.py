@@ -210,7 +210,9 @@ class MPCController:
         if taken is not None and taken.shape != (*states.shape[:2], len(self.low)):
             raise ValueError(f"sent must be {[*states.shape[:2], len(self.low)]}, got {list(taken.shape)}")
         labels = torch.empty((*states.shape[:2], len(self.low)))
-        groups = [slice(0, len(states))] if self.optimizer.batched else [slice(b, b + 1) for b in range(len(states))]
+        batched = self.optimizer.batched
+        groups = [slice(0, len(states))] if batched else [slice(b, b + 1) for b in range(len(states))]
+        alone = (lambda x: x) if batched else (lambda x: x[0])  # an unbatched optimiser plans one sequence, unbatched
         safe = torch.as_tensor(self.safe_action)
         for rows in groups:
             self.optimizer.reset()
@@ -219,15 +221,11 @@ class MPCController:
             past = torch.zeros(count, self.model.history, len(self.low))
             for t in range(states.shape[1]):
                 raise_if_cancelled()  # a node shutting down mid-round (models.cancellable)
-                obs = states[rows, t]
-                if self.optimizer.batched:
-                    result = self.optimizer.optimize(self._cost(obs, past), initial=plan, generator=self.generator,
-                                                     proposals=self.proposals(obs, past))
-                    actions, cost = result.actions, torch.as_tensor(result.cost).reshape(count)
-                else:
-                    result = self.optimizer.optimize(self._cost(obs[0], past[0]), initial=plan[0], generator=self.generator,
-                                                     proposals=self.proposals(obs[0], past[0]))
-                    actions, cost = result.actions[None], torch.as_tensor([result.cost])
+                obs, sent_before = alone(states[rows, t]), alone(past)
+                result = self.optimizer.optimize(self._cost(obs, sent_before), initial=alone(plan), generator=self.generator,
+                                                 proposals=self.proposals(obs, sent_before))
+                actions = result.actions.reshape(count, *plan.shape[1:])
+                cost = torch.as_tensor(result.cost).reshape(count)
                 finite = torch.isfinite(cost) & torch.isfinite(actions).flatten(1).all(-1)
                 labels[rows, t] = torch.where(finite[:, None], actions[:, 0], safe)
                 plan = torch.where(finite[:, None, None], self.optimizer.shift(actions), self.optimizer.initial())

@@ -112,7 +112,7 @@ class Relabelling:
             raise ValueError(f"{err} ({type(task).__name__})") from None
 
     def states(self, visited: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """``visited`` [T, obs_dim] (one episode) again for each goal: [K·T, obs_dim]."""
+        """``visited`` [T, obs_dim] (one episode) again for each of K goals: [K, T, obs_dim]."""
         goals = [self.sample_goal() for _ in range(self.relabelled)]
         goals += [self.achieved_goal(visited[rng.integers(len(visited))]) for _ in range(self.hindsight)]
         copies = np.repeat(visited[None], len(goals) + self.stay, axis=0)  # [K, T, obs_dim]
@@ -120,7 +120,7 @@ class Relabelling:
             copies[: len(goals), :, -self.goal_dims :] = np.asarray(goals)[:, None]
         if self.stay:
             copies[-1, :, -self.goal_dims :] = self.achieved_goal(visited)
-        return copies.reshape(-1, visited.shape[-1])
+        return copies
 
 
 def aggregate(labels: TransitionDataset, label: Labeller, episodes: TransitionDataset, relabelling: Relabelling,
@@ -135,7 +135,7 @@ def aggregate(labels: TransitionDataset, label: Labeller, episodes: TransitionDa
     for e in episodes.episodes:
         rows = episodes.episode == e
         visited, sent, after = episodes.obs[rows], episodes.act[rows], episodes.next_obs[rows]
-        copies = relabelling.states(visited, rng).reshape(-1, *visited.shape)  # [K, T, obs_dim]
+        copies = relabelling.states(visited, rng)  # [K, T, obs_dim]
         sequences = copies if expert_acted else np.concatenate([visited[None], copies])
         start = time.perf_counter()
         asked = label(sequences, np.repeat(sent[None], len(sequences), 0)) if len(sequences) else np.zeros((0, len(visited), sent.shape[1]))
