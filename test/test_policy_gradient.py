@@ -631,7 +631,7 @@ def test_the_goal_difference_is_given_where_the_observation_ends_in_achieved_and
 
 def test_policy_search_takes_the_methods_defaults_and_refuses_one_that_needs_an_expert():
     """The method's class owns its defaults (backprop: a squashed policy, 50 updates per
-    round); DAgger labels with a planner and is no policy search through a model."""
+    round, its own imagined rollouts); DAgger labels with a planner and is no policy search through a model."""
     from mbrl_control.config import ConfigError
     from mbrl_control.loops.policy_methods import POLICY_METHODS
     from mbrl_control.loops.policy_search import train_policy_in_model
@@ -642,5 +642,9 @@ def test_policy_search_takes_the_methods_defaults_and_refuses_one_that_needs_an_
                                    imagined_rollouts=8, imagined_horizon=2, eval_episodes=1, model_overrides={"max_epochs": 2})
     assert result.policy.squash and result.policy.relative_goal == 1
     assert result.imagined_steps == 50 * 8 * 2
+    settings = backprop.Config()  # rollouts and horizon not given: the method's own
+    result = train_policy_in_model(PointMass(), model="mlp", method="backprop", seed_episodes=1, iterations=1,
+                                   updates_per_iteration=1, eval_episodes=1, model_overrides={"max_epochs": 2})
+    assert result.imagined_steps == settings.imagined_rollouts * settings.imagined_horizon != 256 * 10
     with pytest.raises(ConfigError, match="method = 'dagger'.*backprop"):
         train_policy_in_model(PointMass(), method="dagger")

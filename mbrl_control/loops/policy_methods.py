@@ -89,10 +89,25 @@ class PolicyMethod:
 
 @dataclass(frozen=True)
 class ImaginedConfig(Config):
-    """Settings of the methods that learn on imagined rollouts through the model."""
+    """Settings of the methods that learn on imagined rollouts through the model.
 
-    imagined_rollouts: int = param(256, "Imagined rollouts per update.", low=1, high=100_000, read_only=True)
-    imagined_horizon: int = param(10, "Steps of each imagined rollout.", low=1, high=1000, read_only=True)
+    The rollouts' defaults, measured on ArmReach (3 seeds): 30 steps of 64 rollouts.
+
+    * Longer rollouts: MBRL 2.0's success on 30 targets after 1 000 real steps (the 64 × 2
+      tanh policy) was 74 % at 10 steps, 92 % at 20, 97 % at 30 (256 rollouts each). Ten
+      steps of 0.1 rad cannot show what a small command held all episode does: the wrist
+      roll turned 0.7 rad that way and the arm drifted off its target.
+    * Fewer of them: 30 steps of 64 rollouts scored 88 %, and make the trainer's rounds
+      fast enough for the graph, where a policy that learns in time matters (``bringup
+      sim_pg``: 10 of episodes 5-14 within 2 cm in each of two runs, against 6 and 9 of 10
+      with 256 rollouts, whose rounds took 10-12 s instead of 7-9 s). Library runs
+      without a clock can take 256.
+    * Model-based PPO after 2 000 real steps: 70 % (60/80/70) at 10 steps of 256,
+      87 % (70/90/100) at 30 of 64, in less time.
+    """
+
+    imagined_rollouts: int = param(64, "Imagined rollouts per update.", low=1, high=100_000, read_only=True)
+    imagined_horizon: int = param(30, "Steps of each imagined rollout.", low=1, high=1000, read_only=True)
     updates_per_round: int = param(20, "Policy updates per round.", low=1, high=100_000)
     start_at_goal: float = param(0.25, "Fraction of imagined rollouts whose goal is where their start state already is, so that the policy learns to stay at a goal, not only to approach it (goal-conditioned tasks).", low=0.0, high=1.0)
 

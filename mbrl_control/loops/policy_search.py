@@ -273,8 +273,8 @@ def train_policy_in_model(
     seed_episodes: int = 1,
     episodes_per_iteration: int = 1,
     updates_per_iteration: int | None = None,
-    imagined_horizon: int = 10,
-    imagined_rollouts: int = 256,
+    imagined_horizon: int | None = None,
+    imagined_rollouts: int | None = None,
     eval_episodes: int = 10,
     seed: int = 0,
     progress: bool = False,
@@ -302,6 +302,7 @@ def train_policy_in_model(
             the policy settings and the updates per iteration it defaults to.
         updates_per_iteration: policy updates per iteration; None: the method's
             ``updates_per_round``.
+        imagined_horizon, imagined_rollouts: None: the method's.
         **policy_overrides: :class:`PolicyConfig` fields (``n_envs`` and ``n_steps`` are
             ``imagined_rollouts`` and ``imagined_horizon``).
     """
@@ -320,7 +321,8 @@ def train_policy_in_model(
     if kind is None or kind.uses_expert:
         imagined = [name for name, k in POLICY_METHODS.items() if not k.uses_expert]
         raise ConfigError(f"method = {method!r}: policy search through a model takes one of {imagined}")
-    settings = kind.Config().replace(imagined_rollouts=imagined_rollouts, imagined_horizon=imagined_horizon)
+    given = {"imagined_rollouts": imagined_rollouts, "imagined_horizon": imagined_horizon}
+    settings = kind.Config().replace(**{name: value for name, value in given.items() if value is not None})
     cfg = PolicyConfig(seed=seed, relative_goal=goal_inputs(env.unwrapped, obs_dim)).replace(
         **{**kind.policy_settings(settings), **policy_overrides})
     if updates_per_iteration is None:
