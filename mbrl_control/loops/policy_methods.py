@@ -23,8 +23,8 @@ from mbrl_control.models.dynamics import DynamicsModel
 from mbrl_control.policies.imitation import Relabelling, aggregate, clone
 
 POLICY_METHODS: dict[str, type["PolicyMethod"]] = {}
-# pg_trainer's and sim.launch.py's method: the one that learnt ArmReach best from the model
-# (benchmarks/model_based_policies.py, 3 seeds: 93 % after 1 000 real steps, PPO 60 % after 2 000)
+# pg_trainer's and sim.launch.py's method: the one that learnt ArmReach soonest from the model
+# (benchmarks/model_based_policies.py, 3 seeds: 87 % after 1 000 real steps, PPO 87 % after 2 000)
 DEFAULT_METHOD = "backprop"
 
 Expert = Any  # an MPCController: ``act(obs) -> action`` and ``reset()``
