@@ -193,7 +193,8 @@ def main() -> int:
     if args.quick:
         cases = [c for c in cases if c[1] in ("cem", "mppi") and c[0].startswith("PE")]
     cases.insert(1, ("PE (E=5, 4×200)", "cem, 20 particles", {"particles": 20}, {}))
-    quarter = {"population": CEMConfig().population // 4, "elites": CEMConfig().elites // 4}
+    cem = CEMConfig()
+    quarter = {"population": cem.population // 4, "elites": cem.elites // 4}
     cases.insert(2, ("PE (E=5, 4×200)", f"cem {quarter['population']}", {}, quarter))
     cases.insert(3, ("PE (E=5, 4×200)", f"cem {quarter['population']} + policy (4)", {"proposals": 4}, quarter))
     if not args.quick:

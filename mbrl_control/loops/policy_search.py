@@ -300,9 +300,9 @@ def train_policy_in_model(
         method: any of :data:`~mbrl_control.loops.policy_methods.POLICY_METHODS` that
             learns on imagined rollouts (``policy_gradient``, ``backprop``); its class gives
             the policy settings and the updates per iteration it defaults to.
-        updates_per_iteration: policy updates per iteration; None: the method's
-            ``updates_per_round``.
-        imagined_horizon, imagined_rollouts: None: the method's.
+        updates_per_iteration, imagined_horizon, imagined_rollouts: the method's
+            ``updates_per_round``, ``imagined_horizon`` and ``imagined_rollouts``; None: its
+            default.
         **policy_overrides: :class:`PolicyConfig` fields (``n_envs`` and ``n_steps`` are
             ``imagined_rollouts`` and ``imagined_horizon``).
     """
@@ -321,12 +321,10 @@ def train_policy_in_model(
     if kind is None or kind.uses_expert:
         imagined = [name for name, k in POLICY_METHODS.items() if not k.uses_expert]
         raise ConfigError(f"method = {method!r}: policy search through a model takes one of {imagined}")
-    given = {"imagined_rollouts": imagined_rollouts, "imagined_horizon": imagined_horizon}
+    given = {"imagined_rollouts": imagined_rollouts, "imagined_horizon": imagined_horizon, "updates_per_round": updates_per_iteration}
     settings = kind.Config().replace(**{name: value for name, value in given.items() if value is not None})
     cfg = PolicyConfig(seed=seed, relative_goal=goal_inputs(env.unwrapped, obs_dim)).replace(
         **{**kind.policy_settings(settings), **policy_overrides})
-    if updates_per_iteration is None:
-        updates_per_iteration = settings.updates_per_round
     torch.manual_seed(seed)
     layout, derive = model_layout(env, task)
     dynamics = make_model(model, obs_dim, act_dim, derive=derive, **{**layout, **(model_overrides or {}), "seed": seed})
@@ -361,7 +359,7 @@ def train_policy_in_model(
         bar = tqdm(total=iterations, unit="iteration", desc="policy search", file=sys.stderr)
     for iteration in range(iterations):
         dynamics.fit(dataset)
-        trainer.improve(dynamics, dataset.obs, updates_per_iteration, dataset.action_history(dynamics.history), settings.start_at_goal)
+        trainer.improve(dynamics, dataset.obs, settings.updates_per_round, dataset.action_history(dynamics.history), settings.start_at_goal)
         result.imagined_steps = trainer.imagined_steps
         for _ in range(episodes_per_iteration):
             run_episode(lambda obs: policy.to_env(policy.distribution(torch.as_tensor(obs, dtype=torch.float32)[None]).sample()[0]).numpy())
