@@ -145,6 +145,17 @@ def test_a_corrupted_answer_is_reported_and_the_next_read_recovers(emulated, dri
     read(driver)
 
 
+@pytest.mark.parametrize("late", [1, 2])
+def test_answers_that_come_after_the_sdk_gave_up_do_not_stop_the_bus_opening(emulated, calibration, late):
+    """The first answers at start come late (a loaded host): each is then on the wire when
+    the next exchange starts, and the SDK would take it for that one's."""
+    emulated.delay(late, 0.06)  # the SDK waits ~34 ms for a ping's answer
+    bus = FeetechBus(BusConfig(port=emulated.port), calibration, ARM).open()
+    state = read(bus)
+    np.testing.assert_allclose([emulated.joint_positions()[n] for n in ARM], state.position[:5], atol=2 * TICK)
+    bus.close()
+
+
 def test_a_servo_that_stops_answering_is_named_and_the_arm_held(emulated, driver):
     settle(driver, [0.3, 0.0, 0.0, 0.0, 0.0], 1.0)
     emulated.silence("elbow_flex")

@@ -79,6 +79,9 @@ class Fault:
 # the bus (an emulator that stopped), and a write would otherwise block forever, deaf to
 # SIGINT and SIGTERM
 WRITE_TIMEOUT = 0.1
+# after a failed exchange, the bus is drained until it has been quiet this long (s): an
+# answer that comes after the SDK stopped waiting (~34 ms) would be taken for the next one's
+DRAIN_QUIET = 0.03
 
 
 def feetech_sdk():
@@ -108,6 +111,23 @@ def guarded_port(sdk, port: str):
                 raise BusError(f"{self.port_name}: a write did not go out within {WRITE_TIMEOUT} s ({err}): "
                                "is the adapter unplugged, or the bus not read?") from None
 
+        def clearPort(self):
+            """Before each instruction: the SDK only flushes what is going out; what came in
+            since (a late answer) is dropped too."""
+            super().clearPort()
+            self.ser.reset_input_buffer()
+
+        def drain(self, longest: float = 0.25) -> None:
+            """Drop what is left of a failed exchange: wait until the bus has been quiet
+            for :data:`DRAIN_QUIET` (``longest`` seconds at most)."""
+            deadline = time.monotonic() + longest
+            self.ser.reset_input_buffer()
+            while time.monotonic() < deadline:
+                time.sleep(DRAIN_QUIET)
+                if not self.ser.in_waiting:
+                    return
+                self.ser.reset_input_buffer()
+
         def readPort(self, length):
             try:
                 return super().readPort(length)
@@ -115,6 +135,21 @@ def guarded_port(sdk, port: str):
                 raise BusError(f"{self.port_name}: read failed ({err}): is the adapter unplugged?") from None
 
     return GuardedPort(port)
+
+
+def ping(handler, port, servo_id: int) -> bool:
+    """Whether ``servo_id`` answers a ping on ``port`` (a :func:`guarded_port`); after one
+    that fails, what is left of it on the wire is drained (an answer that comes after the
+    SDK gave up on it would be taken for the next one's, and the SDK then indexes an
+    answer without data)."""
+    sdk = feetech_sdk()
+    try:
+        _, result, _ = handler.ping(port, servo_id)
+    except (IndexError, TypeError):  # the SDK indexing a garbled or stale answer
+        result = sdk.COMM_RX_CORRUPT
+    if result != sdk.COMM_SUCCESS:
+        port.drain()
+    return result == sdk.COMM_SUCCESS
 
 
 class FeetechBus:
@@ -167,11 +202,7 @@ class FeetechBus:
             self._reader.addParam(servo_id)
         missing = []
         for name, servo_id in zip(self.names, self.ids):
-            for _ in range(3):
-                model, result, _ = self._handler.ping(self._port, servo_id)
-                if result == sdk.COMM_SUCCESS:
-                    break
-            else:
+            if not any(ping(self._handler, self._port, servo_id) for _ in range(3)):
                 missing.append(f"{name} (id {servo_id})")
         if missing:
             self.close()
@@ -211,7 +242,7 @@ class FeetechBus:
         self.reads += 1
         if result != sdk.COMM_SUCCESS:
             self.failed_reads += 1
-            self._drain()
+            self._port.drain()
             silent = self._find_silent()
             if silent:
                 for name in silent:
@@ -319,26 +350,8 @@ class FeetechBus:
 
     def _find_silent(self) -> list[str]:
         """The servos that do not answer a ping (twice)."""
-        sdk = feetech_sdk()
-        silent = []
-        for name, servo_id in zip(self.names, self.ids):
-            for _ in range(2):
-                try:
-                    _, result, _ = self._handler.ping(self._port, servo_id)
-                except (IndexError, TypeError):
-                    result = sdk.COMM_RX_CORRUPT
-                if result == sdk.COMM_SUCCESS:
-                    break
-                self._drain()
-            else:
-                silent.append(name)
-        return silent
-
-    def _drain(self) -> None:
-        """Drop what is left of a failed exchange (answers still on the wire): the SDK
-        would take a stale answer for the next one."""
-        time.sleep(0.002 + 1000.0 / self.config.baudrate)
-        self._port.ser.reset_input_buffer()
+        return [name for name, servo_id in zip(self.names, self.ids)
+                if not any(ping(self._handler, self._port, servo_id) for _ in range(2))]
 
     # -- ticks -----------------------------------------------------------------------------
     def _frame(self, state: BusState) -> np.ndarray:
@@ -360,6 +373,9 @@ class FeetechBus:
         data, result, _ = self._handler.readTxRx(self._port, servo_id, register.address, register.size)
         if result != sdk.COMM_SUCCESS:
             raise BusError(f"servo {servo_id}: reading register {register.address} failed: {self._handler.getTxRxResult(result)}")
+        if len(data) != register.size:  # a stale answer (a ping's) taken for this one
+            self._port.drain()
+            raise BusError(f"servo {servo_id}: reading register {register.address}: an answer of {len(data)} bytes, not {register.size}")
         return bytes(data)
 
     def _write(self, servo_id: int, register: P.Register, value: int, check: bool = True) -> None:
@@ -371,7 +387,8 @@ class FeetechBus:
 
 @functools.cache
 def status_sync_read(sdk) -> type:
-    """The SDK's GroupSyncRead, keeping each servo's status error byte (the SDK drops it)."""
+    """The SDK's GroupSyncRead, keeping each servo's status error byte (the SDK drops it)
+    and refusing an answer of the wrong length (the SDK takes it)."""
 
     class StatusSyncRead(sdk.GroupSyncRead):
         def __init__(self, *args) -> None:
@@ -385,6 +402,8 @@ def status_sync_read(sdk) -> type:
                 self.data_dict[servo_id], result, self.errors[servo_id] = self.ph.readRx(self.port, servo_id, self.data_length)
                 if result != sdk.COMM_SUCCESS:
                     return result
+                if len(self.data_dict[servo_id]) != self.data_length:  # a stale answer (a ping's) taken for this one
+                    return sdk.COMM_RX_CORRUPT
             self.last_result = True
             return result
 

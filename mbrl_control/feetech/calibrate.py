@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from mbrl_control.feetech import protocol as P
-from mbrl_control.feetech.bus import BusError, feetech_sdk, status_sync_read
+from mbrl_control.feetech.bus import BusError, feetech_sdk, guarded_port, ping, status_sync_read
 from mbrl_control.feetech.calibration import Calibration, JointCalibration
 
 HALF_TURN = 2047  # LeRobot's: int((4096 - 1) / 2)
@@ -27,7 +27,7 @@ class RawBus:
     def __init__(self, port: str, baudrate: int, joints: dict[str, int]) -> None:
         sdk = feetech_sdk()
         self.joints = joints
-        self.port = sdk.PortHandler(port)
+        self.port = guarded_port(sdk, port)
         try:
             opened = self.port.openPort() and self.port.setBaudRate(baudrate)
         except Exception as err:  # noqa: BLE001 — pyserial's errors
@@ -35,7 +35,7 @@ class RawBus:
         if not opened:
             raise BusError(f"cannot open {port} at {baudrate} baud")
         self.handler = sdk.PacketHandler(0)
-        missing = [f"{n} (id {i})" for n, i in joints.items() if self.handler.ping(self.port, i)[1] != sdk.COMM_SUCCESS]
+        missing = [f"{n} (id {i})" for n, i in joints.items() if not any(ping(self.handler, self.port, i) for _ in range(3))]
         if missing:
             self.close()
             raise BusError(f"no answer on {port} from {', '.join(missing)}")

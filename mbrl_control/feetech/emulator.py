@@ -95,6 +95,7 @@ class EmulatedBus:
         self.hand: dict[str, float] = {}  # joint angles a person holds torque-free joints at
         self.lock = threading.Lock()
         self._corrupt = 0
+        self._late = (0, 0.0)  # (answers still to delay, by how many seconds)
         self._stop = threading.Event()
         self.deaf = threading.Event()  # set: the bus takes no bytes (a hung adapter)
         self.master, self._slave = os.openpty()
@@ -142,6 +143,12 @@ class EmulatedBus:
     def corrupt(self, answers: int) -> None:
         with self.lock:
             self._corrupt += answers
+
+    def delay(self, answers: int, seconds: float) -> None:
+        """The next ``answers`` answers leave ``seconds`` late (a servo, or a loaded host,
+        answering after the SDK gave up waiting)."""
+        with self.lock:
+            self._late = (self._late[0] + answers, seconds)
 
     def set_error(self, name: str, bits: int) -> None:
         with self.lock:
@@ -302,12 +309,14 @@ class EmulatedBus:
                         servo.error &= ~P.ERR_OVERLOAD  # torque back on clears the latched overload
                         servo.overload_since = None
                     answers.append((servo, P.packet(servo_id, servo.error)))
-            corrupt = []
+            corrupt, late = [], []
             for _ in answers:
                 corrupt.append(self._corrupt > 0)
                 self._corrupt = max(0, self._corrupt - 1)
-        for (servo, answer), bad in zip(answers, corrupt):
-            due += 2e-6 * servo.get(P.RETURN_DELAY) + self._wire(len(answer))
+                late.append(self._late[1] if self._late[0] > 0 else 0.0)
+                self._late = (max(0, self._late[0] - 1), self._late[1])
+        for (servo, answer), bad, lateness in zip(answers, corrupt, late):
+            due += 2e-6 * servo.get(P.RETURN_DELAY) + self._wire(len(answer)) + lateness
             if bad:
                 answer = answer[:-1] + bytes([answer[-1] ^ 0x5A])
             time.sleep(max(0.0, due - time.monotonic()))
