@@ -24,8 +24,9 @@ Per seed, each on 2 cores (torch on 1 thread, as the nodes run):
                  perturbations of it among CEM's samples (``proposals``), at the default
                  population and at a quarter of it, against plain CEM at both.
 
-Reported per method (mean over seeds): success rate on 10 fixed evaluation targets, env
-steps to 90 % success (the first evaluation at or above it; seeds that got there), real env
+Reported per method (mean over seeds): success rate on ``--eval-episodes`` fixed targets
+(30), env steps to 90 % success (the first evaluation during training, on 10 targets, at or
+above it; seeds that got there), real env
 steps used, wall-clock minutes, and compute per action as ``policy_controller`` runs a policy
 (:class:`DeployedPolicy`, numpy) or ``act`` of MPC (median; p95 for the planner rows).
 """
@@ -100,7 +101,7 @@ class Seed:
         last_failure = max((k for k, success in enumerate(mbrl.successes) if not success), default=-1)
         reached = int(steps[last_failure]) if last_failure < len(steps) - 1 else None
         curve = [(int(n), float(s)) for n, s in zip(steps, mbrl.successes)]
-        return {**evaluate_controller(controller.act, self.env, controller.reset), "env_steps": len(mbrl.dataset),
+        return {**evaluate_controller(controller.act, self.env, controller.reset, self.args.eval_episodes), "env_steps": len(mbrl.dataset),
                 "steps_to_90": reached if last_failure >= 0 else 0, "minutes": seconds / 60, "curve": curve}
 
     def dagger(self) -> dict:
@@ -120,7 +121,7 @@ class Seed:
         curve = [(before + it.env_steps, it.success_rate) for it in distilled.iterations]
         seconds = [mbrl_seconds + it.seconds for it in distilled.iterations]
         reached = steps_to(curve, 0.95)
-        return {**evaluate_controller(DeployedPolicy(distilled.policy).act, self.env), "env_steps": before + distilled.env_steps,
+        return {**evaluate_controller(DeployedPolicy(distilled.policy).act, self.env, episodes=self.args.eval_episodes), "env_steps": before + distilled.env_steps,
                 "steps_to_90": steps_to(curve), "labels": len(distilled.obs), "minutes": seconds[-1] / 60,
                 "minutes_to_95": None if reached is None else seconds[[n for n, _ in curve].index(reached)] / 60,
                 "expert_minutes": sum(it.expert_seconds for it in distilled.iterations) / 60, "curve": curve}
@@ -130,10 +131,9 @@ class Seed:
         from mbrl_control.policies.deployed import DeployedPolicy
 
         start = time.perf_counter()
-        result = train_policy_in_model(self.env, method=method, model=model, iterations=iterations, seed=self.seed,
-                                       progress=True, hidden=256, activation="relu")
+        result = train_policy_in_model(self.env, method=method, model=model, iterations=iterations, seed=self.seed, progress=True)
         curve = [(steps, success) for steps, _, success in result.curve]
-        return {**evaluate_controller(DeployedPolicy(result.policy).act, self.env), "env_steps": len(result.dataset),
+        return {**evaluate_controller(DeployedPolicy(result.policy).act, self.env, episodes=self.args.eval_episodes), "env_steps": len(result.dataset),
                 "steps_to_90": steps_to(curve), "minutes": (time.perf_counter() - start) / 60, "curve": curve}
 
     def backprop(self) -> dict:
@@ -162,7 +162,7 @@ class Seed:
                 controller.configure(controller.config.replace(proposals=proposals), budget)
                 controller.set_policy(self._dagger.policy if proposals else None)
                 name = f"CEM {budget['population']}" + (f" + policy ({proposals})" if proposals else "")
-                rows[name] = evaluate_controller(controller.act, self.env, controller.reset)
+                rows[name] = evaluate_controller(controller.act, self.env, controller.reset, self.args.eval_episodes)
         return rows
 
 
@@ -246,6 +246,7 @@ def main() -> int:
     parser.add_argument("--expert-proposals", type=int, default=8, help="the last round's policy's sequences among the expert's samples")
     parser.add_argument("--search-iterations", type=int, default=9, help="MBRL 2.0: 1 random + this many episodes")
     parser.add_argument("--ppo-iterations", type=int, default=19, help="model-based PPO: 1 random + this many episodes")
+    parser.add_argument("--eval-episodes", type=int, default=30, help="fixed targets each method's final policy or controller is scored on")
     parser.add_argument("--proposals", type=int, default=4, help="policy sequences among CEM's samples (planner rows)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path)
@@ -263,7 +264,7 @@ def main() -> int:
                 runs.setdefault(name, []).append(row)
                 show(f"seed {seed}, {name}", row)
     summary = {name: summarise(rows) for name, rows in runs.items()}
-    print(f"\nArmReach, seeds {args.seeds}; 10 evaluation targets; success: mean over seeds (worst seed); "
+    print(f"\nArmReach, seeds {args.seeds}; {args.eval_episodes} evaluation targets; success: mean over seeds (worst seed); "
           "to 90 %: median env steps of the seeds that got there; compute per action: median, 1 thread")
     table(summary, NAMES["mpc"])
     if args.json:
