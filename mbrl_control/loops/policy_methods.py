@@ -25,7 +25,7 @@ from mbrl_control.policies.imitation import Relabelling, aggregate, clone
 POLICY_METHODS: dict[str, type["PolicyMethod"]] = {}
 # pg_trainer's and sim.launch.py's method: the one that learnt ArmReach soonest from the model
 # (bringup sim_pg: 9, 10 and 10 of episodes 5-14 within 2 cm; benchmarks/model_based_policies.py,
-# 3 seeds, 30 targets: 82 % after 1 000 real steps with the 64 × 2 tanh policy, PPO 86 % after 2 000)
+# 3 seeds, 30 targets: 87 % after 1 000 real steps, PPO 86 % after 2 000)
 DEFAULT_METHOD = "backprop"
 
 Expert = Any  # an MPCController: ``act(obs) -> action`` and ``reset()``
@@ -125,7 +125,8 @@ class PolicyGradient(PolicyMethod):
     def policy_settings(cls, config: ImaginedConfig) -> dict[str, Any]:
         # a 256 × 2 ReLU policy, against PolicyConfig's 64 × 2 tanh, on ArmReach (3 seeds):
         # PPO after 2 000 real steps 86 % (73/87/97) against 60 % (60/50/70) on 30 targets;
-        # MBRL 2.0 90 % on 10 targets after 300 real steps on every seed against 700, and
+        # MBRL 2.0 87 % (87/90/83) against 82 % (73/77/97) after 1 000, 90 % on the training
+        # targets after 300 real steps on every seed against 700, and
         # 9 and 10 of episodes 5-14 within 2 cm in bringup sim_pg (10, 10, 9, 8, 7, 6)
         rollouts, horizon = config.imagined_rollouts, config.imagined_horizon
         return {"n_envs": rollouts, "n_steps": horizon, "batch_size": min(256, rollouts * horizon), "hidden": 256, "activation": "relu"}
