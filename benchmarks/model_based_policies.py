@@ -84,6 +84,10 @@ class Seed:
         self._mbrl: tuple[Any, float] | None = None
         self._dagger: Any = None
 
+    def score(self, act: Callable, reset: Callable | None = None) -> dict:
+        """:func:`evaluate_controller` on the ``--eval-episodes`` fixed targets."""
+        return evaluate_controller(act, self.env, reset, self.args.eval_episodes)
+
     def mbrl(self) -> tuple[Any, float]:
         if self._mbrl is None:
             from mbrl_control import train_mbrl
@@ -101,7 +105,7 @@ class Seed:
         last_failure = max((k for k, success in enumerate(mbrl.successes) if not success), default=-1)
         reached = int(steps[last_failure]) if last_failure < len(steps) - 1 else None
         curve = [(int(n), float(s)) for n, s in zip(steps, mbrl.successes)]
-        return {**evaluate_controller(controller.act, self.env, controller.reset, self.args.eval_episodes), "env_steps": len(mbrl.dataset),
+        return {**self.score(controller.act, controller.reset), "env_steps": len(mbrl.dataset),
                 "steps_to_90": reached if last_failure >= 0 else 0, "minutes": seconds / 60, "curve": curve}
 
     def dagger(self) -> dict:
@@ -121,7 +125,7 @@ class Seed:
         curve = [(before + it.env_steps, it.success_rate) for it in distilled.iterations]
         seconds = [mbrl_seconds + it.seconds for it in distilled.iterations]
         reached = steps_to(curve, 0.95)
-        return {**evaluate_controller(DeployedPolicy(distilled.policy).act, self.env, episodes=self.args.eval_episodes), "env_steps": before + distilled.env_steps,
+        return {**self.score(DeployedPolicy(distilled.policy).act), "env_steps": before + distilled.env_steps,
                 "steps_to_90": steps_to(curve), "labels": len(distilled.obs), "minutes": seconds[-1] / 60,
                 "minutes_to_95": None if reached is None else seconds[[n for n, _ in curve].index(reached)] / 60,
                 "expert_minutes": sum(it.expert_seconds for it in distilled.iterations) / 60, "curve": curve}
@@ -133,7 +137,7 @@ class Seed:
         start = time.perf_counter()
         result = train_policy_in_model(self.env, method=method, model=model, iterations=iterations, seed=self.seed, progress=True)
         curve = [(steps, success) for steps, _, success in result.curve]
-        return {**evaluate_controller(DeployedPolicy(result.policy).act, self.env, episodes=self.args.eval_episodes), "env_steps": len(result.dataset),
+        return {**self.score(DeployedPolicy(result.policy).act), "env_steps": len(result.dataset),
                 "steps_to_90": steps_to(curve), "minutes": (time.perf_counter() - start) / 60, "curve": curve}
 
     def backprop(self) -> dict:
@@ -162,7 +166,7 @@ class Seed:
                 controller.configure(controller.config.replace(proposals=proposals), budget)
                 controller.set_policy(self._dagger.policy if proposals else None)
                 name = f"CEM {budget['population']}" + (f" + policy ({proposals})" if proposals else "")
-                rows[name] = evaluate_controller(controller.act, self.env, controller.reset, self.args.eval_episodes)
+                rows[name] = self.score(controller.act, controller.reset)
         return rows
 
 

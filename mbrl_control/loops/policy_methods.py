@@ -98,7 +98,7 @@ class ImaginedConfig(Config):
       tanh policy) was 74 % at 10 steps, 92 % at 20, 97 % at 30 (256 rollouts each). Ten
       steps of 0.1 rad cannot show what a small command held all episode does: the wrist
       roll turned 0.7 rad that way and the arm drifted off its target.
-    * Fewer of them: 30 steps of 64 rollouts scored 88 %, and make the trainer's rounds
+    * Fewer of them (measured with that policy): 30 steps of 64 rollouts scored 88 %, and make the trainer's rounds
       fast enough for the graph, where a policy that learns in time matters (``bringup
       sim_pg``: 10 of episodes 5-14 within 2 cm in each of two runs, against 6 and 9 of 10
       with 256 rollouts, whose rounds took 10-12 s instead of 7-9 s). Library runs
