@@ -152,7 +152,9 @@ def test_answers_that_come_after_the_sdk_gave_up_do_not_stop_the_bus_opening(emu
     emulated.delay(late, 0.06)  # the SDK waits ~34 ms for a ping's answer
     bus = FeetechBus(BusConfig(port=emulated.port), calibration, ARM).open()
     state = read(bus)
-    np.testing.assert_allclose([emulated.joint_positions()[n] for n in ARM], state.position[:5], atol=2 * TICK)
+    assert not bus.faults
+    # the arm settles under its just-enabled torque while it is read: within 0.05 rad
+    np.testing.assert_allclose([emulated.joint_positions()[n] for n in ARM], state.position[:5], atol=0.05)
     bus.close()
 
 
