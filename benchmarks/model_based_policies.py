@@ -10,8 +10,7 @@ Per seed, each on 2 cores (torch on 1 thread, as the nodes run):
 ``mpc``          ``train_mbrl`` (ensemble + CEM, the defaults) for ``--mbrl-episodes``
                  episodes; its first episode moves at random.
 ``dagger``       that controller's model, planned with ``--expert-*`` (the deployed CEM
-                 budget, with the last round's policy's sequences among its samples),
-                 distilled by DAgger (``--dagger-iterations`` × 2 episodes; each episode's
+                 budget), distilled by DAgger (``--dagger-iterations`` × 2 episodes; each episode's
                  states, 1 relabelled, 2 hindsight and the stay goals, labelled together along the
                  episode by :meth:`MPCController.label`); its env steps and minutes include
                  the MPC run that learned the model.
@@ -119,7 +118,7 @@ class Seed:
                          {"population": args.expert_population, "elites": args.expert_elites, "iterations": args.expert_iterations})
         distilled = dagger(self.env, expert.act, iterations=args.dagger_iterations, episodes_per_iteration=2,
                            reset_expert=expert.reset, label=expert.label, relabelled_goals=1, hindsight_goals=2, stay_goals=True,
-                           seed=self.seed, hidden=256, activation="relu", policy_to_expert=expert.set_policy, progress=True)
+                           seed=self.seed, policy_to_expert=expert.set_policy, progress=True)
         self._dagger = distilled
         before = len(mbrl.dataset)
         curve = [(before + it.env_steps, it.success_rate) for it in distilled.iterations]
@@ -247,7 +246,7 @@ def main() -> int:
     parser.add_argument("--expert-population", type=int, default=64, help="CEM samples per iteration of the labelling expert")
     parser.add_argument("--expert-elites", type=int, default=8)
     parser.add_argument("--expert-iterations", type=int, default=2)
-    parser.add_argument("--expert-proposals", type=int, default=8, help="the last round's policy's sequences among the expert's samples")
+    parser.add_argument("--expert-proposals", type=int, default=0, help="the last round's policy's sequences among the expert's samples (0, as pg_trainer's planner)")
     parser.add_argument("--search-iterations", type=int, default=9, help="MBRL 2.0: 1 random + this many episodes")
     parser.add_argument("--ppo-iterations", type=int, default=19, help="model-based PPO: 1 random + this many episodes")
     parser.add_argument("--eval-episodes", type=int, default=30, help="fixed targets each method's final policy or controller is scored on")

@@ -506,8 +506,8 @@ def test_the_trainer_nodes_dagger_and_the_librarys_give_the_same_policy():
     library = dagger(env, optimal_point_mass_action, iterations=2, episodes_per_iteration=2, eval_episodes=1, epochs=20,
                      hindsight_goals=1, seed=3, hidden=32)
     method = POLICY_METHODS["dagger"]
-    trainer = ImaginedPolicyTrainer(env.observation_space, env.action_space, PointMass.reward_fn, method.imagined,
-                                    PolicyConfig(seed=3, hidden=32, relative_goal=1))  # as the library: the goal difference
+    network = PolicyConfig(seed=3, relative_goal=1).replace(**{**method.policy_settings(method.Config()), "hidden": 32})  # as the node builds it
+    trainer = ImaginedPolicyTrainer(env.observation_space, env.action_space, PointMass.reward_fn, method.imagined, network)
     trainer.rounds = 1  # the library's last policy was its round 1
     labels = TransitionDataset(2, 1)
     labels.append(library.obs, library.actions, library.obs, np.zeros(len(library.obs), dtype=int))
