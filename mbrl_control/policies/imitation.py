@@ -280,8 +280,9 @@ def dagger(
     that made worse labels: where the policy's sequence wins the expert's search by a
     noisy cost estimate, the label is the policy's own action, and a clone learns its
     own drift back (12 000 labels of one run each way, 3 clones each, 30 targets: 63 %
-    with 8 proposals against 83 % without; near a target the clone kept walking the arm
-    along its redundant joints until a joint limit dragged it off).
+    with 8 proposals against 83 % without). The clones' misses were mostly such drift:
+    a reach, then steps along the arm's redundant joints until a joint limit dragged the
+    end effector off.
 
     Args:
         **network: :class:`PolicyConfig` network fields (``hidden``, ``layers``,
