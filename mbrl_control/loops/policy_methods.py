@@ -20,7 +20,8 @@ from mbrl_control.data.transitions import TransitionDataset
 from mbrl_control.devices import DEVICES
 from mbrl_control.loops.policy_search import ImaginedPolicyTrainer
 from mbrl_control.models.dynamics import DynamicsModel
-from mbrl_control.policies.imitation import CLONE_NETWORK, EPOCHS, Relabelling, aggregate, clone
+from mbrl_control.policies.config import MODEL_BASED_NETWORK
+from mbrl_control.policies.imitation import EPOCHS, Relabelling, aggregate, clone
 
 POLICY_METHODS: dict[str, type["PolicyMethod"]] = {}
 # pg_trainer's and sim.launch.py's method: the one that learnt ArmReach soonest from the model
@@ -129,7 +130,7 @@ class PolicyGradient(PolicyMethod):
         # targets after 300 real steps on every seed against 700, and
         # 9 and 10 of episodes 5-14 within 2 cm in bringup sim_pg (10, 10, 9, 8, 7, 6)
         rollouts, horizon = config.imagined_rollouts, config.imagined_horizon
-        return {"n_envs": rollouts, "n_steps": horizon, "batch_size": min(256, rollouts * horizon), "hidden": 256, "activation": "relu"}
+        return {"n_envs": rollouts, "n_steps": horizon, "batch_size": min(256, rollouts * horizon), **MODEL_BASED_NETWORK}
 
     @classmethod
     def round(cls, trainer: ImaginedPolicyTrainer, model: DynamicsModel, config: ImaginedConfig, data: RoundData) -> float:
@@ -188,7 +189,7 @@ class DAgger(PolicyMethod):
 
     @classmethod
     def policy_settings(cls, config: DAggerConfig) -> dict[str, Any]:
-        return dict(CLONE_NETWORK)  # the library's dagger() clones the same network
+        return dict(MODEL_BASED_NETWORK)  # the library's dagger() clones the same network
 
     @classmethod
     def round(cls, trainer: ImaginedPolicyTrainer, model: DynamicsModel, config: DAggerConfig, data: RoundData) -> float:

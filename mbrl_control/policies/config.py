@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from mbrl_control.config import Config, ConfigError, param
 
 ALGOS = ("reinforce", "a2c", "npg", "trpo", "ppo", "ppo_kl")
+# The network of the policies learnt from a model — DAgger's clone, MBRL 2.0, model-based PPO —
+# over PolicyConfig's 64 × 2 tanh, the model-free trainer's (measured where each method uses it)
+MODEL_BASED_NETWORK: dict[str, object] = {"hidden": 256, "activation": "relu"}
 
 
 @dataclass(frozen=True)

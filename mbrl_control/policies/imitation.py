@@ -44,15 +44,14 @@ import torch
 from mbrl_control.data.transitions import TransitionDataset
 from mbrl_control.devices import resolve_device
 from mbrl_control.models.base import raise_if_cancelled
-from mbrl_control.policies.config import PolicyConfig
+from mbrl_control.policies.config import MODEL_BASED_NETWORK, PolicyConfig
 from mbrl_control.policies.networks import GaussianPolicy, goal_inputs
 from mbrl_control.policies.rollout import EpisodeStats, evaluate
 from mbrl_control.policies.train import make_networks
 
-# The clone's network and behaviour-cloning epochs per round, of dagger() and pg_trainer's DAgger alike
-# (ArmReach, the MPC expert's 12 000 labels of one DAgger run, 3 clones each, 30 targets):
-# 50 epochs 83 %, 25: 77 %, 100: 76 %, 200: 53 % — longer fits chase the planner's noise.
-CLONE_NETWORK: dict[str, object] = {"hidden": 256, "activation": "relu"}
+# Behaviour-cloning epochs per round, of dagger() and pg_trainer's DAgger alike (ArmReach, the
+# MPC expert's 12 000 labels of one DAgger run, 3 clones each, 30 targets): 50 epochs 83 %,
+# 25: 77 %, 100: 76 %, 200: 53 % — longer fits chase the planner's noise.
 EPOCHS = 50
 
 Expert = Callable[[np.ndarray], np.ndarray]  # obs [obs_dim] -> action [A]
@@ -286,11 +285,11 @@ def dagger(
 
     Args:
         **network: :class:`PolicyConfig` network fields (``hidden``, ``layers``,
-            ``activation``, ``squash``, ``seed``...), over :data:`CLONE_NETWORK`;
+            ``activation``, ``squash``, ``seed``...), over :data:`~mbrl_control.policies.config.MODEL_BASED_NETWORK`;
             ``relative_goal`` defaults to the task's (:func:`~mbrl_control.policies.networks.goal_inputs`).
     """
     space, task = env.action_space, env.unwrapped
-    cfg = PolicyConfig(seed=seed, relative_goal=goal_inputs(task, env.observation_space.shape[0])).replace(**{**CLONE_NETWORK, **network})
+    cfg = PolicyConfig(seed=seed, relative_goal=goal_inputs(task, env.observation_space.shape[0])).replace(**{**MODEL_BASED_NETWORK, **network})
     relabelling = Relabelling.of(task, relabelled_goals, hindsight_goals, stay_goals)
     labeller = label if label is not None else one_by_one(expert, reset_expert)
     rng = np.random.default_rng(seed)
