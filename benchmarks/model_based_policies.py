@@ -10,7 +10,7 @@ Per seed, each on 2 cores (torch on 1 thread, as the nodes run):
 ``mpc``          ``train_mbrl`` (ensemble + CEM, the defaults) for ``--mbrl-episodes``
                  episodes; its first episode moves at random.
 ``dagger``       that controller's model, planned with ``--expert-*`` (the deployed CEM
-                 budget), distilled by DAgger (``--dagger-iterations`` × 2 episodes; each episode's
+                 budget, through the model's mean as ``pg_trainer``'s DAgger plans), distilled by DAgger (``--dagger-iterations`` × 2 episodes; each episode's
                  states, 1 relabelled, 2 hindsight and the stay goals, labelled together along the
                  episode by :meth:`MPCController.label`); its env steps and minutes include
                  the MPC run that learned the model.
@@ -114,7 +114,7 @@ class Seed:
         mbrl, mbrl_seconds = self.mbrl()
         args = self.args
         expert = copy.deepcopy(mbrl.controller)  # the same model, its own planning budget and the policy's proposals
-        expert.configure(expert.config.replace(proposals=args.expert_proposals),
+        expert.configure(expert.config.replace(proposals=args.expert_proposals, propagation=args.expert_propagation),
                          {"population": args.expert_population, "elites": args.expert_elites, "iterations": args.expert_iterations})
         distilled = dagger(self.env, expert.act, iterations=args.dagger_iterations, episodes_per_iteration=2,
                            reset_expert=expert.reset, label=expert.label, relabelled_goals=1, hindsight_goals=2, stay_goals=True,
@@ -238,6 +238,9 @@ NAMES = {"mpc": "MPC (ensemble + CEM)", "dagger": "DAgger (MPC expert)", "backpr
 
 
 def main() -> int:
+    from mbrl_control.loops.policy_methods import POLICY_METHODS
+    from mbrl_control.planning.propagation import PROPAGATIONS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
@@ -246,6 +249,8 @@ def main() -> int:
     parser.add_argument("--expert-population", type=int, default=64, help="CEM samples per iteration of the labelling expert")
     parser.add_argument("--expert-elites", type=int, default=8)
     parser.add_argument("--expert-iterations", type=int, default=2)
+    parser.add_argument("--expert-propagation", choices=PROPAGATIONS, default=POLICY_METHODS["dagger"].expert_settings["propagation"],
+                        help="how the labelling expert's plans use the model (pg_trainer's DAgger's default)")
     parser.add_argument("--expert-proposals", type=int, default=0, help="the last round's policy's sequences among the expert's samples (0, as pg_trainer's planner)")
     parser.add_argument("--search-iterations", type=int, default=9, help="MBRL 2.0: 1 random + this many episodes")
     parser.add_argument("--ppo-iterations", type=int, default=19, help="model-based PPO: 1 random + this many episodes")

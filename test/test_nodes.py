@@ -471,6 +471,30 @@ def test_the_trainer_s_policy_defaults_come_from_its_method_and_the_task(method,
         rclpy.shutdown(context=context)
 
 
+@pytest.mark.parametrize("given, planned", [(None, "expectation"), ("ts_inf", "ts_inf")])
+def test_the_dagger_trainer_s_expert_plans_through_the_model_s_mean_unless_told(given, planned, tmp_path):
+    """pg_trainer's DAgger declares its expert's ``propagation`` as the method's default (the
+    model's mean: cleaner labels than trajectory sampling), and the expert it labels with
+    plans that way; a value given at start still wins."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        from rclpy.parameter import Parameter
+
+        from mbrl_control.nodes.pg_trainer import PolicyTrainerNode
+
+        overrides = [Parameter("method.type", value="dagger"), Parameter("out_dir", value=str(tmp_path))]
+        node = PolicyTrainerNode(context=context, parameter_overrides=overrides + ([Parameter("propagation", value=given)] if given else []))
+        try:
+            assert node.get_parameter("propagation").value == planned
+            assert node._expert(make_model("ensemble", node.arm.obs_dim, node.arm.n)).propagation == planned
+        finally:
+            node.close()
+            node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
 def test_two_arms_feed_one_learner_whose_models_both_planners_use(tmp_path):
     """arm1 and arm2 (sim, collector, planner, each in its namespace, unchanged) and one
     learner with ``arms``: each arm's episodes land in its own dataset, one model is fitted

@@ -63,7 +63,8 @@ class PolicyMethod:
     settings), ``metric`` (what :meth:`round` returns), ``imagined`` (how the
     :class:`ImaginedPolicyTrainer` updates: ``policy_gradient`` or ``backprop``),
     ``uses_expert`` (states are labelled by the MPC planner, whose settings the node
-    declares) and ``needs_new_data`` (no round without new episodes or a new model).
+    declares, defaulting to ``expert_settings`` over :class:`~mbrl_control.planning.mpc.MPCConfig`'s)
+    and ``needs_new_data`` (no round without new episodes or a new model).
     """
 
     name: ClassVar[str] = ""
@@ -71,6 +72,7 @@ class PolicyMethod:
     metric: ClassVar[str]
     imagined: ClassVar[str] = "policy_gradient"
     uses_expert: ClassVar[bool] = False
+    expert_settings: ClassVar[dict[str, Any]] = {}
     needs_new_data: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -185,6 +187,11 @@ class DAgger(PolicyMethod):
     Config = DAggerConfig
     metric = "behaviour-cloning NLL"
     uses_expert = True
+    # The expert plans through the model's mean: on ArmReach (benchmarks/model_based_policies.py,
+    # seeds 0-3, 30 targets) its clones scored 97/87/100/90 % against 90/67/100/97 % for labels
+    # planned by trajectory sampling, the controller's default, whose particle noise moves CEM's
+    # elites from one state to the next; and it labels a sixth faster.
+    expert_settings = {"propagation": "expectation"}
     needs_new_data = True
 
     @classmethod

@@ -91,7 +91,7 @@ class PolicyTrainerNode(Node):
         self.policy_params = ParameterBinding(self, (policy, POLICY_FIELDS), read_only=POLICY_FIELDS, prefix="policy")
         if self.method.uses_expert:  # the planner's settings, through the current model
             planner = tuple(name for name in MPCConfig.field_names() if name not in ("seed", "threads"))  # the trainer's serve
-            self.mpc_params = ParameterBinding(self, (MPCConfig(), planner), read_only=("optimizer",))
+            self.mpc_params = ParameterBinding(self, (MPCConfig(**self.method.expert_settings), planner), read_only=("optimizer",))
             self.optimizer_params = ParameterBinding(self, OPTIMIZERS[self.mpc_params[MPCConfig].optimizer].Config(), prefix="optimizer")
         self.out_dir = Path(config.out_dir)
         self.policy_path, self.labels_path = self.out_dir / "policy.pt", self.out_dir / "labels.npz"
