@@ -98,10 +98,10 @@ def record(episodes: int, seed: int) -> tuple[TransitionDataset, np.ndarray]:
 
 def proposing_policy():
     """The policy the policy-in-the-planner rows propose with (untrained)."""
-    from mbrl_control.policies.config import PolicyConfig
+    from mbrl_control.policies.config import MODEL_BASED_NETWORK, PolicyConfig
     from mbrl_control.policies.train import make_networks
 
-    return make_networks(16, -np.ones(5), np.ones(5), PolicyConfig(relative_goal=3, hidden=256, activation="relu"))[0]
+    return make_networks(16, -np.ones(5), np.ones(5), PolicyConfig(relative_goal=3).replace(**MODEL_BASED_NETWORK))[0]
 
 
 def time_controller(model, states: np.ndarray, ticks: int, mpc: dict, optimizer: dict) -> dict:

@@ -26,8 +26,10 @@ states labelled "hold").
 
 What the policy needs to finish a reach is the goal's direction among its inputs
 (``relative_goal``, see :func:`~mbrl_control.policies.networks.with_goal_difference`), and
-labels with little planner noise: an expert with a larger sampling budget than the deployed
-controller costs compute offline only.
+labels with little planner noise: an expert that plans through the model's mean rather than
+sampled trajectories (``pg_trainer``'s DAgger's expert; 93 % against 88 % on ArmReach, 4
+seeds), or with a larger sampling budget than the deployed controller, which costs compute
+offline only.
 """
 
 from __future__ import annotations
