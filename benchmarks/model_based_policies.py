@@ -10,7 +10,8 @@ Per seed, each on 2 cores (torch on 1 thread, as the nodes run):
 ``mpc``          ``train_mbrl`` (ensemble + CEM, the defaults) for ``--mbrl-episodes``
                  episodes; its first episode moves at random.
 ``dagger``       that controller's model, planned with ``--expert-*`` (the deployed CEM
-                 budget, through the model's mean as ``pg_trainer``'s DAgger plans), distilled by DAgger (``--dagger-iterations`` × 2 episodes; each episode's
+                 budget, through the model's mean as ``pg_trainer``'s DAgger plans),
+                 distilled by DAgger (``--dagger-iterations`` × 2 episodes; each episode's
                  states, 1 relabelled, 2 hindsight and the stay goals, labelled together along the
                  episode by :meth:`MPCController.label`); its env steps and minutes include
                  the MPC run that learned the model.
