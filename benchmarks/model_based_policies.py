@@ -114,7 +114,7 @@ class Seed:
 
         mbrl, mbrl_seconds = self.mbrl()
         args = self.args
-        expert = copy.deepcopy(mbrl.controller)  # the same model, its own planning budget and the policy's proposals
+        expert = copy.deepcopy(mbrl.controller)  # the same model; its own budget, propagation and proposals
         expert.configure(expert.config.replace(proposals=args.expert_proposals, propagation=args.expert_propagation),
                          {"population": args.expert_population, "elites": args.expert_elites, "iterations": args.expert_iterations})
         distilled = dagger(self.env, expert.act, iterations=args.dagger_iterations, episodes_per_iteration=2,
