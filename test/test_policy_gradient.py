@@ -195,17 +195,18 @@ def test_relative_goal_gives_both_networks_the_goal_difference():
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "silu", "elu"])
-@pytest.mark.parametrize("squash, state_dependent_std, relative_goal", [(False, False, 0), (True, True, 3)])
-def test_the_deployed_policy_acts_as_the_torch_policy(activation, squash, state_dependent_std, relative_goal):
-    """The numpy snapshot gives ``policy.act``'s actions, inside the bounds, refuses wrongly
-    sized observations, and does not follow later training."""
+@pytest.mark.parametrize("squash, state_dependent_std, relative_goal, members", [(False, False, 0, 1), (True, True, 3, 3)])
+def test_the_deployed_policy_acts_as_the_torch_policy(activation, squash, state_dependent_std, relative_goal, members):
+    """The numpy snapshot gives ``policy.act``'s actions (of one network, or the mean of
+    several), inside the bounds, refuses wrongly sized observations, and does not follow
+    later training."""
     from mbrl_control.policies.deployed import DeployedPolicy
 
     torch.manual_seed(0)
     obs = torch.randn(64, 8) * torch.arange(1.0, 9.0) + 2.0
     low, high = -np.linspace(0.5, 1.0, 3), np.linspace(0.2, 2.0, 3)
     policy = GaussianPolicy(8, low, high, hidden=(32, 32), activation=activation, squash=squash,
-                            state_dependent_std=state_dependent_std, relative_goal=relative_goal)
+                            state_dependent_std=state_dependent_std, relative_goal=relative_goal, members=members)
     policy.update_obs_stats(obs)
     with torch.no_grad():  # weights of a trained policy's size, not the initial near-zero head
         for parameter in policy.net.parameters():
@@ -388,6 +389,49 @@ def test_dagger_distils_an_expert_into_a_policy():
     assert [it.labels for it in result.iterations] == [80, 160, 240]  # every visited state labelled
     assert result.iterations[-1].mean_return > -4.0  # the expert: about -2.3; an untrained policy: about -9
     assert result.iterations[-1].success_rate >= 0.9
+
+
+def test_a_cloned_ensemble_fits_each_member_alone_and_acts_with_their_mean(tmp_path):
+    """Behaviour cloning a policy of two networks fits each as if it were cloned alone (the
+    first is the one-network clone from the same initialisation and batches); the policy
+    acts with the members' mean, and its checkpoint brings both back."""
+    from mbrl_control.models.ensemble import EnsembleLinear
+    from mbrl_control.policies import load_policy, save_policy
+    from mbrl_control.policies.config import PolicyConfig
+    from mbrl_control.policies.imitation import behaviour_cloning
+    from mbrl_control.policies.train import PolicyResult, make_networks
+
+    obs = np.random.default_rng(0).uniform(-1.0, 1.0, size=(300, 2))
+    actions = np.array([optimal_point_mass_action(o) for o in obs])
+    cfg = PolicyConfig(hidden=16, activation="relu", state_dependent_std=True, members=2)
+    torch.manual_seed(0)
+    pair, value = make_networks(2, np.array([-1.0]), np.array([1.0]), cfg)
+    alone = [make_networks(2, np.array([-1.0]), np.array([1.0]), cfg.replace(members=1))[0] for _ in range(2)]
+
+    def copy_member(k: int) -> None:  # member k's weights [in, out] into a one-network policy's [out, in]
+        singles = [m for m in alone[k].net if isinstance(m, torch.nn.Linear)]
+        members = [m for m in pair.net if isinstance(m, EnsembleLinear)]
+        with torch.no_grad():
+            for single, member in zip(singles, members, strict=True):
+                single.weight.copy_(member.weight[k].T)
+                single.bias.copy_(member.bias[k, 0])
+
+    copy_member(0)
+    behaviour_cloning(pair, obs, actions, epochs=100, seed=1)
+    behaviour_cloning(alone[0], obs, actions, epochs=100, seed=1)
+    x = torch.as_tensor(obs, dtype=torch.float32)
+    with torch.no_grad():
+        torch.testing.assert_close(pair.outputs(x)[0], alone[0].outputs(x)[0], atol=2e-3, rtol=0)  # to Adam's ε and rounding
+        assert (pair.outputs(x)[1] - pair.outputs(x)[0]).abs().max() > 1e-2  # each from its own initialisation
+        for k in range(2):  # the members as they are now, each a policy of its own
+            copy_member(k)
+            alone[k].obs_norm.load_state_dict(pair.obs_norm.state_dict())
+        mean = (alone[0].mean_and_log_std(x)[0] + alone[1].mean_and_log_std(x)[0]) / 2
+    np.testing.assert_allclose(pair.act(obs), pair.to_env(mean).numpy(), atol=1e-5)
+    assert np.abs(pair.act(obs) - actions).mean() < 0.5 * np.abs(actions).mean()  # it learnt the expert
+    loaded = load_policy(save_policy(PolicyResult(pair, value, cfg, env_steps=0), tmp_path / "policy.pt"), obs_dim=2, act_dim=1)
+    assert loaded.members == 2
+    np.testing.assert_array_equal(loaded.act(obs), pair.act(obs))
 
 
 def test_dagger_relabels_visited_states_with_goals_from_the_task():

@@ -21,7 +21,7 @@ from mbrl_control.devices import DEVICES
 from mbrl_control.loops.policy_search import ImaginedPolicyTrainer
 from mbrl_control.models.dynamics import DynamicsModel
 from mbrl_control.policies.config import MODEL_BASED_NETWORK
-from mbrl_control.policies.imitation import EPOCHS, Relabelling, aggregate, clone
+from mbrl_control.policies.imitation import EPOCHS, MEMBERS, Relabelling, aggregate, clone
 
 POLICY_METHODS: dict[str, type["PolicyMethod"]] = {}
 # pg_trainer's and sim.launch.py's method: the one that learnt ArmReach soonest from the model
@@ -168,6 +168,7 @@ class DAggerConfig(Config):
     """Settings of DAgger in the trainer."""
 
     epochs: int = param(EPOCHS, "Behaviour-cloning epochs per round.", low=1, high=100_000)
+    members: int = param(MEMBERS, "Policy networks cloned side by side each round, each from its own initialisation; the policy acts with their mean.", low=1, high=64, read_only=True)
     relabelled_goals: int = param(1, "Goals from the arm's workspace each new episode's states are labelled again for.", low=0, high=1000, read_only=True)
     hindsight_goals: int = param(2, "Places each new episode reached that its states are labelled again for (hindsight goals).", low=0, high=1000, read_only=True)
     stay_goals: bool = param(True, "Label each new episode's states once more with the goal where each already is: the expert's actions for staying at a goal.", read_only=True)
@@ -196,7 +197,7 @@ class DAgger(PolicyMethod):
 
     @classmethod
     def policy_settings(cls, config: DAggerConfig) -> dict[str, Any]:
-        return dict(MODEL_BASED_NETWORK)  # the library's dagger() clones the same network
+        return {**MODEL_BASED_NETWORK, "members": config.members}  # the library's dagger() clones the same network
 
     @classmethod
     def round(cls, trainer: ImaginedPolicyTrainer, model: DynamicsModel, config: DAggerConfig, data: RoundData) -> float:

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 from torch import nn
 
+from mbrl_control.models.ensemble import EnsembleLinear
 from mbrl_control.policies.networks import GaussianPolicy
 
 Array = np.ndarray
@@ -35,7 +36,8 @@ def as_array(tensor) -> Array:
 
 
 class DeployedPolicy:
-    """``a = to_env(μ_θ(s))`` for ``obs`` [obs_dim] or [B, obs_dim], in numpy.
+    """``a = to_env(μ_θ(s))`` for ``obs`` [obs_dim] or [B, obs_dim], in numpy; a policy of K
+    members runs them side by side (weights [K, in, out]) and averages their outputs.
 
     Args:
         policy: the policy to snapshot (its parameters and observation statistics now).
@@ -48,11 +50,13 @@ class DeployedPolicy:
         self.shift, self.scale = as_array(policy.obs_norm._shift), as_array(policy.obs_norm._scale)
         self.clip = np.float32(policy.obs_norm.clip)
         self.low, self.high = as_array(policy.low), as_array(policy.high)
-        # [(weightᵀ [in, out], bias [out], activation or None)]: x ↦ act(x Wᵀ + b)
+        # [(weightᵀ [in, out] or [K, in, out], bias [out] or [K, 1, out], activation or None)]: x ↦ act(x Wᵀ + b)
         self.layers: list[tuple[Array, Array, Callable[[Array], Array] | None]] = []
         for module in policy.net:
             if isinstance(module, nn.Linear):
                 self.layers.append((as_array(module.weight.T), as_array(module.bias), None))
+            elif isinstance(module, EnsembleLinear):
+                self.layers.append((as_array(module.weight), as_array(module.bias), None))
             else:
                 weight_t, bias, _ = self.layers[-1]
                 self.layers[-1] = (weight_t, bias, ACTIVATIONS[type(module)])
@@ -76,12 +80,14 @@ class DeployedPolicy:
         obs = np.asarray(obs, dtype=np.float32)
         if obs.ndim not in (1, 2) or obs.shape[-1] != self.obs_dim:
             raise ValueError(f"observation of shape {obs.shape}, expected ({self.obs_dim},) or (B, {self.obs_dim})")
-        x = self.features(obs)
+        x = self.features(obs[None] if obs.ndim == 1 else obs)  # [B, in]
         for weight_t, bias, activation in self.layers:
-            x = x @ weight_t + bias
+            x = x @ weight_t + bias  # [B, out], or [K, B, out] from the first member layer on
             if activation is not None:
                 x = activation(x)
-        mean = x[..., : self.act_dim]  # a state-dependent log σ head follows the mean
+        if x.ndim == 3:
+            x = x.mean(axis=0)
+        mean = x[0 if obs.ndim == 1 else slice(None), : self.act_dim]  # a state-dependent log σ head follows the mean
         if self.squash:
             return self.low + (np.tanh(mean) + 1.0) * (self.high - self.low) / 2
         return np.clip(mean, self.low, self.high)

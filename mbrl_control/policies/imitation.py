@@ -9,8 +9,10 @@ aggregate:
     D ← expert rollouts;  π ← BC(D)
     repeat: run π, label its states s with a* = expert(s), D ← D ∪ {(s, a*)}, π ← BC(D)
 
-Each π is a new network fitted to all of D, as the algorithm reads; continuing to train the
-previous one did worse on ArmReach (20 % vs 40-70 % success on the same 16 000 labels).
+Each π is a new policy fitted to all of D, as the algorithm reads; continuing to train the
+previous one did worse on ArmReach (20 % vs 40-70 % success on the same 16 000 labels). It is
+:data:`MEMBERS` networks cloned side by side, each from its own initialisation, that act with
+their mean action: what a single clone misses on ArmReach is mostly its own seed.
 
 For a goal-conditioned task (the observation ends in the goal) the expert can also label each
 visited episode again with other goals from the task: the same states, in time order, with
@@ -51,10 +53,18 @@ from mbrl_control.policies.networks import GaussianPolicy, goal_inputs
 from mbrl_control.policies.rollout import EpisodeStats, evaluate
 from mbrl_control.policies.train import make_networks
 
-# Behaviour-cloning epochs per round, of dagger() and pg_trainer's DAgger alike (ArmReach, the
-# MPC expert's 12 000 labels of one DAgger run, 3 clones each, 30 targets): 50 epochs 83 %,
-# 25: 77 %, 100: 76 %, 200: 53 % — longer fits chase the planner's noise.
-EPOCHS = 50
+# Each round's clone, for dagger() and pg_trainer's DAgger alike: MEMBERS networks side by side,
+# each from its own initialisation, acting with their mean, fitted for EPOCHS epochs. On ArmReach
+# (the 20 000 labels of each of 4 DAgger runs, benchmarks/model_based_policies.py seeds 0-3, whose
+# expert planned through the model's mean; 30 targets; mean success over clone seeds, worst in ()):
+#   1 network, 50 epochs 94 % (87 %), 25 epochs 95 % (83 %); 2 networks, 25 epochs 97 % (90 %);
+#   3 networks 97 % (93 %); 4 networks 97 % (93 %), and 97.5 % (90 %) at 50 epochs.
+# What one clone misses is mostly its own seed, and the mean of two about halves it. Two networks for
+# 25 epochs take as long as one for 50 (11 s against 12 s on 20 000 labels, one thread); 50
+# epochs suited one network on labels planned by trajectory sampling (83 % against 77 % at 25),
+# whose noise a longer fit chases (100 epochs 76 %).
+MEMBERS = 2
+EPOCHS = 25
 
 Expert = Callable[[np.ndarray], np.ndarray]  # obs [obs_dim] -> action [A]
 # sequences of states in time order [B, T, obs_dim], the actions taken at them [B, T, A] (or None) -> the expert's [B, T, A]
@@ -160,9 +170,8 @@ def aggregate(labels: TransitionDataset, label: Labeller, episodes: TransitionDa
 
 def clone(obs_dim: int, low: np.ndarray, high: np.ndarray, cfg: PolicyConfig, labels: TransitionDataset, round: int,
           epochs: int, learning_rate: float = 1e-3, device: str = "cpu") -> tuple[GaussianPolicy, list[float]]:
-    """DAgger's ``π ← BC(D)``: a new policy (seeded ``cfg.seed + round``) cloned from all
-    of ``labels``, as the algorithm reads — continuing to train the last one did worse on
-    ArmReach (20 % vs 40-70 % success on the same 16 000 labels). Returns it and the
+    """DAgger's ``π ← BC(D)``: a new policy of ``cfg``'s networks (seeded ``cfg.seed +
+    round``) cloned from all of ``labels``, as the algorithm reads. Returns it and the
     per-epoch losses of :func:`behaviour_cloning`."""
     torch.manual_seed(cfg.seed + round)
     policy = make_networks(obs_dim, low, high, cfg)[0]
@@ -182,8 +191,8 @@ def behaviour_cloning(
     device: str = "cpu",
 ) -> list[float]:
     """Fit ``policy`` to expert pairs (``obs`` [N, obs_dim], ``actions`` [N, A] in the
-    environment's units) by maximum likelihood; the observation statistics are refitted to
-    ``obs``. On ``device`` (cpu, cuda, auto), the policy back on the CPU after. Returns the
+    environment's units) by maximum likelihood, each of its ``members`` on its own; the
+    observation statistics are refitted to ``obs``. On ``device`` (cpu, cuda, auto), the policy back on the CPU after. Returns the
     mean negative log-likelihood per epoch."""
     x = torch.as_tensor(obs, dtype=torch.float32)
     raw = policy.from_env(torch.as_tensor(actions, dtype=torch.float32))
@@ -209,7 +218,7 @@ def _clone(policy: GaussianPolicy, x: torch.Tensor, raw: torch.Tensor, epochs: i
         order, total = torch.randperm(len(x), generator=generator), 0.0
         for start in range(0, len(x), batch_size):
             rows = order[start : start + batch_size].to(x.device)
-            loss = -policy.log_prob(x[rows], raw[rows]).mean()
+            loss = -policy.member_log_prob(x[rows], raw[rows]).mean()  # each member on its own
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -287,11 +296,12 @@ def dagger(
 
     Args:
         **network: :class:`PolicyConfig` network fields (``hidden``, ``layers``,
-            ``activation``, ``squash``, ``seed``...), over :data:`~mbrl_control.policies.config.MODEL_BASED_NETWORK`;
+            ``activation``, ``members``, ``seed``...), over :data:`~mbrl_control.policies.config.MODEL_BASED_NETWORK`
+            and :data:`MEMBERS` networks;
             ``relative_goal`` defaults to the task's (:func:`~mbrl_control.policies.networks.goal_inputs`).
     """
     space, task = env.action_space, env.unwrapped
-    cfg = PolicyConfig(seed=seed, relative_goal=goal_inputs(task, env.observation_space.shape[0])).replace(**{**MODEL_BASED_NETWORK, **network})
+    cfg = PolicyConfig(seed=seed, relative_goal=goal_inputs(task, env.observation_space.shape[0])).replace(**{**MODEL_BASED_NETWORK, "members": MEMBERS, **network})
     relabelling = Relabelling.of(task, relabelled_goals, hindsight_goals, stay_goals)
     labeller = label if label is not None else one_by_one(expert, reset_expert)
     rng = np.random.default_rng(seed)

@@ -26,22 +26,37 @@ import torch
 from torch import nn
 from torch.distributions import Normal
 
+from mbrl_control.models.ensemble import EnsembleLinear
+
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU, "elu": nn.ELU}
 LOG_STD_RANGE = (-20.0, 2.0)
 
 
-def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, activation: str) -> nn.Sequential:
-    """``in_dim → hidden… → out_dim``, orthogonal initialisation (√2 hidden gains)."""
+def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, activation: str, members: int = 1) -> nn.Sequential:
+    """``in_dim → hidden… → out_dim``, orthogonal initialisation (√2 hidden gains). With
+    ``members`` K > 1, K such networks side by side (:class:`EnsembleLinear` layers, each
+    member initialised on its own): ``[K, B, in_dim] → [K, B, out_dim]``."""
+    def linear(a: int, b: int) -> nn.Module:
+        return nn.Linear(a, b) if members == 1 else EnsembleLinear(members, a, b)
+
     widths, layers = [in_dim, *hidden], []
     for a, b in zip(widths[:-1], widths[1:]):
-        linear = nn.Linear(a, b)
-        nn.init.orthogonal_(linear.weight, math.sqrt(2))
-        nn.init.zeros_(linear.bias)
-        layers += [linear, ACTIVATIONS[activation]()]
-    head = nn.Linear(widths[-1], out_dim)
+        layer = linear(a, b)
+        orthogonal_(layer.weight, math.sqrt(2))
+        nn.init.zeros_(layer.bias)
+        layers += [layer, ACTIVATIONS[activation]()]
+    head = linear(widths[-1], out_dim)
     nn.init.zeros_(head.bias)
     layers.append(head)
     return nn.Sequential(*layers)
+
+
+def orthogonal_(weight: torch.Tensor, gain: float) -> None:
+    """Orthogonal initialisation of a linear layer's ``weight``: [out, in], or [K, in, out]
+    for K members, each on its own."""
+    with torch.no_grad():
+        for matrix in weight.reshape(-1, *weight.shape[-2:]):
+            nn.init.orthogonal_(matrix, gain)
 
 
 class RunningNormalizer(nn.Module):
@@ -133,6 +148,9 @@ class GaussianPolicy(nn.Module):
         relative_goal: k > 0 for observations ending in [achieved goal, goal] of k dims
             each: the networks also see ``goal - achieved`` and its direction
             (:func:`with_goal_difference`, fading inside ``goal_scale``).
+        members: K > 1 networks, each initialised on its own, whose mean output is the
+            policy's ``μ(s)`` (and ``log σ(s)``): an ensemble, as behaviour cloning fits
+            each member to the labels alone (:meth:`member_log_prob`).
     """
 
     def __init__(
@@ -147,8 +165,11 @@ class GaussianPolicy(nn.Module):
         squash: bool = False,
         relative_goal: int = 0,
         goal_scale: float = 0.005,
+        members: int = 1,
     ) -> None:
         super().__init__()
+        if members < 1:
+            raise ValueError(f"members = {members}: a policy needs at least one network")
         if not 0 <= 2 * relative_goal <= obs_dim:
             raise ValueError(f"relative_goal = {relative_goal}: needs 0 <= 2·relative_goal <= obs_dim = {obs_dim} (the observation ends in achieved goal and goal)")
         low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
@@ -157,14 +178,14 @@ class GaussianPolicy(nn.Module):
         act_dim = len(low)
         self.obs_dim, self.act_dim, self.relative_goal, self.goal_scale = obs_dim, act_dim, relative_goal, goal_scale
         self.input_dim = obs_dim + 2 * relative_goal
-        self.squash, self.state_dependent_std = squash, state_dependent_std
+        self.squash, self.state_dependent_std, self.members = squash, state_dependent_std, members
         self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
         self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
         self.obs_norm = RunningNormalizer(self.input_dim)
-        self.net = mlp(self.input_dim, hidden, act_dim * (2 if state_dependent_std else 1), activation)
-        nn.init.orthogonal_(self.net[-1].weight, 0.01)  # start near μ = 0: small first steps
+        self.net = mlp(self.input_dim, hidden, act_dim * (2 if state_dependent_std else 1), activation, members)
+        orthogonal_(self.net[-1].weight, 0.01)  # start near μ = 0: small first steps
         if state_dependent_std:
-            nn.init.constant_(self.net[-1].bias[act_dim:], log_std_init)
+            nn.init.constant_(self.net[-1].bias[..., act_dim:], log_std_init)
         else:
             self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
 
@@ -177,12 +198,31 @@ class GaussianPolicy(nn.Module):
         """Fold observations [B, obs_dim] into the statistics that :meth:`inputs` applies."""
         self.obs_norm.update(with_goal_difference(torch.as_tensor(obs), self.relative_goal, self.goal_scale))
 
-    def mean_and_log_std(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``μ(s)`` and ``log σ(s)`` (unclamped), each [B, A], for ``obs`` [B, obs_dim]."""
-        out = self.net(self.inputs(obs))
+    def outputs(self, obs: torch.Tensor) -> torch.Tensor:
+        """Each member's raw output [K, ..., out] for ``obs`` [..., obs_dim] (K = 1: one network)."""
+        x = self.inputs(obs)
+        if self.members == 1:
+            return self.net(x)[None]
+        out = self.net(x.reshape(1, -1, x.shape[-1]).expand(self.members, -1, -1))  # [K, B, out]
+        return out.reshape(self.members, *x.shape[:-1], out.shape[-1])
+
+    def split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``μ`` and ``log σ`` (unclamped) from network outputs [..., out], each [..., A]."""
         if self.state_dependent_std:
             return out.chunk(2, dim=-1)
         return out, self.log_std.expand_as(out)
+
+    def mean_and_log_std(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``μ(s)`` and ``log σ(s)`` (unclamped), each [B, A], for ``obs`` [B, obs_dim]: the
+        members' mean."""
+        out = self.outputs(obs)
+        return self.split(out[0] if self.members == 1 else out.mean(0))
+
+    def member_log_prob(self, obs: torch.Tensor, raw_actions: torch.Tensor) -> torch.Tensor:
+        """Each member's ``log π_k(a | s)`` [K, B] of ``raw_actions`` [B, A] (behaviour
+        cloning fits every member to the labels on its own)."""
+        mean, log_std = self.split(self.outputs(obs))
+        return self._log_prob(Normal(mean, log_std.clamp(*LOG_STD_RANGE).exp(), validate_args=False), raw_actions)
 
     def distribution(self, obs: torch.Tensor) -> Normal:
         """``N(μ(s), σ(s)²)`` over raw actions, batch shape [B, A] for ``obs`` [B, obs_dim]."""

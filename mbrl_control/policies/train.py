@@ -68,7 +68,7 @@ def make_networks(obs_dim: int, low: np.ndarray, high: np.ndarray, cfg: PolicyCo
     """Policy and value networks of ``cfg``'s shape."""
     hidden = (cfg.hidden,) * cfg.layers
     policy = GaussianPolicy(obs_dim, low, high, hidden, cfg.activation, cfg.log_std_init, cfg.state_dependent_std,
-                            cfg.squash, cfg.relative_goal, cfg.goal_scale)
+                            cfg.squash, cfg.relative_goal, cfg.goal_scale, cfg.members)
     return policy, ValueNetwork(policy, hidden, cfg.activation)
 
 
