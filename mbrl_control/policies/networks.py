@@ -215,8 +215,7 @@ class GaussianPolicy(nn.Module):
     def mean_and_log_std(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``μ(s)`` and ``log σ(s)`` (unclamped), each [B, A], for ``obs`` [B, obs_dim]: the
         members' mean."""
-        out = self.outputs(obs)
-        return self.split(out[0] if self.members == 1 else out.mean(0))
+        return self.split(self.outputs(obs).mean(0))
 
     def member_log_prob(self, obs: torch.Tensor, raw_actions: torch.Tensor) -> torch.Tensor:
         """Each member's ``log π_k(a | s)`` [K, B] of ``raw_actions`` [B, A] (behaviour
