@@ -29,6 +29,7 @@ from typing import Any
 
 import gpytorch
 import torch
+from linear_operator.utils.errors import NotPSDError  # gpytorch's own name for it is deprecated
 
 from mbrl_control.config import param
 from mbrl_control.models.base import FitReport, MemberOutputs, ModelConfig, Regressor, stop_now
@@ -145,7 +146,7 @@ class GP(Regressor):
         if len(x) <= self.config.exact_limit:
             try:
                 report = self._fit_exact(x, y.T.contiguous(), generator, previous)
-            except gpytorch.utils.errors.NotPSDError:
+            except NotPSDError:
                 if previous is None:
                     raise
                 # the previous fit's hyperparameters (its noise at the floor) can make the new
