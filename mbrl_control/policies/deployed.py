@@ -80,16 +80,18 @@ class DeployedPolicy:
         obs = np.asarray(obs, dtype=np.float32)
         if obs.ndim not in (1, 2) or obs.shape[-1] != self.obs_dim:
             raise ValueError(f"observation of shape {obs.shape}, expected ({self.obs_dim},) or (B, {self.obs_dim})")
-        x = self.features(obs[None] if obs.ndim == 1 else obs)  # [B, in]
+        x = self.features(np.atleast_2d(obs))  # [B, in]
         for weight_t, bias, activation in self.layers:
             x = x @ weight_t + bias  # [B, out], or [K, B, out] from the first member layer on
             if activation is not None:
                 x = activation(x)
-        if x.ndim == 3:
+        if x.ndim == 3:  # the members' mean
             x = x.mean(axis=0)
-        mean = x[0 if obs.ndim == 1 else slice(None), : self.act_dim]  # a state-dependent log σ head follows the mean
+        mean = x[:, : self.act_dim]  # a state-dependent log σ head follows the mean
         if self.squash:
-            return self.low + (np.tanh(mean) + 1.0) * (self.high - self.low) / 2
-        return np.clip(mean, self.low, self.high)
+            action = self.low + (np.tanh(mean) + 1.0) * (self.high - self.low) / 2
+        else:
+            action = np.clip(mean, self.low, self.high)
+        return action[0] if obs.ndim == 1 else action
 
     __call__ = act

@@ -59,10 +59,10 @@ from mbrl_control.policies.train import make_networks
 # expert planned through the model's mean; 30 targets; mean success over clone seeds, worst in ()):
 #   1 network, 50 epochs 94 % (87 %), 25 epochs 95 % (83 %); 2 networks, 25 epochs 97 % (90 %);
 #   3 networks 97 % (93 %); 4 networks 97 % (93 %), and 97.5 % (90 %) at 50 epochs.
-# What one clone misses is mostly its own seed, and the mean of two about halves it. Two networks for
-# 25 epochs take as long as one for 50 (11 s against 12 s on 20 000 labels, one thread); 50
-# epochs suited one network on labels planned by trajectory sampling (83 % against 77 % at 25),
-# whose noise a longer fit chases (100 epochs 76 %).
+# What one clone misses is mostly its own seed, and the mean of two about halves it. Two
+# networks for 25 epochs take as long as one for 50 (11 s against 12 s on 20 000 labels, one
+# thread); 50 epochs suited one network on labels planned by trajectory sampling (83 % against
+# 77 % at 25), whose noise a longer fit chases (100 epochs 76 %).
 MEMBERS = 2
 EPOCHS = 25
 
@@ -192,8 +192,8 @@ def behaviour_cloning(
 ) -> list[float]:
     """Fit ``policy`` to expert pairs (``obs`` [N, obs_dim], ``actions`` [N, A] in the
     environment's units) by maximum likelihood, each of its ``members`` on its own; the
-    observation statistics are refitted to ``obs``. On ``device`` (cpu, cuda, auto), the policy back on the CPU after. Returns the
-    mean negative log-likelihood per epoch."""
+    observation statistics are refitted to ``obs``. On ``device`` (cpu, cuda, auto), the
+    policy back on the CPU after. Returns the mean negative log-likelihood per epoch."""
     x = torch.as_tensor(obs, dtype=torch.float32)
     raw = policy.from_env(torch.as_tensor(actions, dtype=torch.float32))
     policy.obs_norm.reset()
