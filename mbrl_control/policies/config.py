@@ -31,7 +31,7 @@ class PolicyConfig(Config):
     hidden: int = param(64, "Width of each hidden layer (policy and value).", low=1, high=4096)
     layers: int = param(2, "Hidden layers (policy and value).", low=1, high=16)
     activation: str = param("tanh", "Hidden activation.", choices=("tanh", "relu", "silu", "elu"))
-    members: int = param(1, "Policy networks side by side, each initialised on its own; the policy's mean action (and state-dependent log σ) is their mean. Behaviour cloning fits each member to the labels alone; the gradient methods train their mean.", low=1, high=64)
+    members: int = param(1, "Policy networks side by side, each initialised on its own; the policy's mean action (and state-dependent log σ) is their mean. Behaviour cloning fits each member to the labels alone; the gradient methods train their mean (for MBRL 2.0 on ArmReach that did worse: 73 % and 83 % against 87 % and 90 %, 2 seeds).", low=1, high=64)
     log_std_init: float = param(0.0, "Initial log standard deviation of the Gaussian policy.", low=-10.0, high=2.0)
     state_dependent_std: bool = param(False, "Standard deviation from a network head instead of a free parameter.")
     squash: bool = param(False, "tanh-squash actions into the bounds (with the log-prob correction) instead of clipping.")
