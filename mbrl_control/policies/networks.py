@@ -279,7 +279,7 @@ class GaussianPolicy(nn.Module):
         for a numpy observation (:meth:`act`)."""
         if not isinstance(obs, torch.Tensor):
             return self.act(obs)
-        return self.to_env(self.distribution(obs).mean)
+        return self.to_env(self.mean_and_log_std(obs)[0])  # μ only: no distribution to build
 
 
 class ValueNetwork(nn.Module):
