@@ -125,7 +125,7 @@ def main() -> None:
     env.close()
     paths = {}
     for kind in ("ensemble", "gp"):
-        model = make_model(kind, 16, 5, derive=ARM.derive, **ARM.MODEL_LAYOUT)
+        model = make_model(kind, 16, 5, derive=ARM.derive, bounds=ARM.model_bounds, **ARM.MODEL_LAYOUT)
         model.fit(data)
         paths[kind] = str(model.save(work / f"{kind}.pt"))
     from mbrl_control.policies.train import save_policy, train_policy

@@ -175,8 +175,8 @@ def main() -> int:
     data, states = record(5, seed=0)
     torch.set_num_threads(2)
     models = {
-        "PE (E=5, 4×200)": make_model("ensemble", 16, 5, derive=ARM.derive, **ARM.MODEL_LAYOUT, max_steps=300),
-        "GP (exact, 500 pts)": make_model("gp", 16, 5, derive=ARM.derive, **ARM.MODEL_LAYOUT, iterations=20),
+        "PE (E=5, 4×200)": make_model("ensemble", 16, 5, derive=ARM.derive, bounds=ARM.model_bounds, **ARM.MODEL_LAYOUT, max_steps=300),
+        "GP (exact, 500 pts)": make_model("gp", 16, 5, derive=ARM.derive, bounds=ARM.model_bounds, **ARM.MODEL_LAYOUT, iterations=20),
     }
     for name, model in models.items():
         model.fit(data)

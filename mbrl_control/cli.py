@@ -278,7 +278,8 @@ def fit(args: argparse.Namespace) -> int:
         arm = ArmInterface.from_configs(sim, ReachConfig(max_joint_step=args.max_joint_step))
         topics = Topics(args.joint_states, args.commands, args.target)
         dataset, skipped = read_transitions(args.bag, arm.kinematics, arm.targets(), arm.joint_names, topics)
-        model = make_model(args.model, arm.obs_dim, arm.n, derive=arm.derive, **arm.MODEL_LAYOUT, seed=args.seed, **settings)
+        model = make_model(args.model, arm.obs_dim, arm.n, derive=arm.derive, bounds=arm.model_bounds, **arm.MODEL_LAYOUT, seed=args.seed,
+                           **settings)
     except (BagError, ConfigError, ValueError, FileNotFoundError) as err:
         print(f"mbrl-control fit: {err}", file=sys.stderr)
         return 2

@@ -324,6 +324,35 @@ def test_derived_entries_are_computed_not_learned(tmp_path):
         without.predict(obs, act)
 
 
+@pytest.mark.parametrize("key", ["pe", "gp"])
+def test_bounds_hold_predictions_where_the_system_stops(key, tmp_path):
+    """s' = min(s + a/2, 1): a joint against its limit, seen in the data only from below. The
+    model extrapolates motion past the limit without bounds; with them no query leaves
+    them, pushing at the limit has no gradient, and a checkpoint keeps them."""
+    rng = np.random.default_rng(0)
+    s, a = rng.uniform(-1, 0.8, size=(300, 1)), rng.uniform(-1, 1, size=(300, 1))
+    data = TransitionDataset(obs_dim=1, act_dim=1)
+    data.append(s, a, np.minimum(s + 0.5 * a, 1.0), episode=np.arange(300) // 20)
+    name, overrides = MODELS[key]
+    free, bounded = make_model(name, 1, 1, **overrides), make_model(name, 1, 1, bounds=([-1.0], [1.0]), **overrides)
+    free.fit(data), bounded.fit(data)
+    at_limit, push = torch.ones(64, 1), torch.ones(64, 1, requires_grad=True)
+    with torch.no_grad():
+        assert free.predict_mean(at_limit, push).mean() > 1.2  # motion that never comes
+        for model in (bounded, load_model(bounded.save(tmp_path / "model.pt"), 1, 1)):
+            for next_obs in (model.predict(at_limit, push).mean, model.predict_mean(at_limit, push),
+                             model.sample(at_limit, push, noise=torch.randn(64, 1) * 3,
+                                          members=torch.zeros(64, dtype=torch.long))):
+                assert next_obs.max() <= 1.0 and next_obs.min() >= -1.0
+    (gradient,) = torch.autograd.grad(bounded.predict_mean(at_limit, push).sum(), push)
+    assert torch.all(gradient == 0)
+    for bad, reason in ((([-1.0, 0.0], [1.0, 1.0]), r"two arrays of the 1 learned entries"),
+                        (([1.0], [-1.0]), r"entries \[0\] are NaN or have low > high"),
+                        (([float("nan")], [1.0]), r"NaN or have low > high")):
+        with pytest.raises(ValueError, match=reason):
+            make_model(name, 1, 1, bounds=bad, **overrides)
+
+
 def test_a_new_model_is_one_small_class(tmp_path):
     """A least-squares linear model, registered by defining it, works behind make_model,
     save and load like the built-in ones."""

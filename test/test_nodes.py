@@ -549,7 +549,9 @@ def test_a_learner_on_device_auto_without_a_gpu_says_so_once_and_cuda_is_refused
             learner.on_episode(UInt8MultiArray(data=transitions.subset(transitions.episode == episode).to_bytes()), "")
             learner.maybe_fit()
             wait_for(lambda: not learner.worker.busy, 60, "the fit")
-        assert learner.fits == 2 and load_model(tmp_path / "model.pt", 16, 5).dataset_size == len(transitions)
+        saved = load_model(tmp_path / "model.pt", 16, 5)
+        assert learner.fits == 2 and saved.dataset_size == len(transitions)
+        assert torch.equal(saved.bounds[1][:5], torch.as_tensor(learner.arm.upper, dtype=torch.float32))  # the arm's joint limits
         learner.close()
         learner.destroy_node()
         assert capfd.readouterr().err.count("device auto: no CUDA device here, so on the CPU") == 1

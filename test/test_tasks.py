@@ -103,3 +103,38 @@ def test_an_env_made_without_the_tasks_settings_still_runs_with_its_own_reward()
     result = train_mbrl(env, reward_fn=velocity_reward, model="mlp", episodes=2, horizon=2, population=8, elites=2,
                         max_epochs=2, hidden=8)
     assert result.model.config.free_dims == 0 and result.controller.reward_fn is velocity_reward
+
+
+@pytest.mark.parametrize("env_id", sorted(TASKS))
+def test_task_bounds_hold_every_state_the_env_visits(env_id):
+    """A task's ``bounds`` (where a dynamics model holds its predictions) are where its
+    system can be: no recorded state leaves them."""
+    task, obs, _, next_obs, _, _ = record(env_id, steps=300)
+    bounds = task.bounds()
+    if bounds is None:
+        return
+    learned = obs.shape[1] - task.goal_dims - task.derived_dims
+    low, high = (torch.as_tensor(np.asarray(b)) for b in bounds)
+    assert low.shape == high.shape == (learned,)
+    for states in (obs, next_obs):
+        assert torch.all(states[:, :learned] >= low) and torch.all(states[:, :learned] <= high)
+
+
+def test_the_arm_stops_at_its_bounds_and_models_are_made_with_them():
+    """Joints driven at full speed into their limits for a whole episode stop within the
+    task's bounds, near them (those the arm's own links do not block first); the models
+    ``train_mbrl`` and policy search make hold them."""
+    from mbrl_control.tasks import model_layout
+
+    env = make_env(ENV_ID)
+    task = task_for(env)
+    low, high = task.bounds()
+    n = env.action_space.shape[0]
+    for sign, bound in ((1.0, high), (-1.0, low)):
+        env.reset(seed=0)
+        for _ in range(60):
+            obs, *_ = env.step(np.full(n, sign, dtype=np.float32))
+        assert np.all(sign * (obs[:n] - bound[:n]) <= 0)
+        assert np.sum(np.abs(obs[:n] - bound[:n]) < 0.05) >= 3
+    layout, _ = model_layout(env, task)
+    np.testing.assert_array_equal(layout["bounds"][1], high)

@@ -11,7 +11,7 @@ import numpy as np
 from mbrl_control.arm.kinematics import ForwardKinematics
 from mbrl_control.arm.model import CAMERA, COLLISION_GROUP
 from mbrl_control.arm.commands import JointTargets
-from mbrl_control.arm.reach import EE, ReachConfig, observe, reach_reward
+from mbrl_control.arm.reach import EE, ReachConfig, observe, reach_reward, state_bounds
 from mbrl_control.arm.sim import ArmSim, SimConfig
 from mbrl_control.config import split_overrides
 
@@ -151,6 +151,11 @@ class ArmReach(gym.Env):
         """A goal [goal_dims] from the task's distribution (:meth:`sample_target`), for
         learners that imagine episodes with new goals."""
         return self.sample_target()
+
+    @property
+    def model_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Where a dynamics model's learned entries ``[q, q̇]`` stay: ``q`` within the joint limits."""
+        return state_bounds(self.sim.description.lower, self.sim.description.upper)
 
     @staticmethod
     def achieved_goal(obs: np.ndarray) -> np.ndarray:

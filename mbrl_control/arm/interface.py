@@ -16,7 +16,7 @@ import numpy as np
 from mbrl_control.arm.commands import JointTargets
 from mbrl_control.arm.description import load_description
 from mbrl_control.arm.kinematics import ForwardKinematics
-from mbrl_control.arm.reach import ReachConfig, reach_reward
+from mbrl_control.arm.reach import ReachConfig, reach_reward, state_bounds
 from mbrl_control.arm.sim import SimConfig
 from mbrl_control.config import ConfigError
 from mbrl_control.resources import default_urdf
@@ -32,6 +32,7 @@ class ArmInterface:
         controller_joints: the joints in the order of a command message (a permutation of
             ``joint_names``).
         low, high: [n] command range, the URDF limits less ``limit_margin``.
+        lower, upper: [n] the URDF limits: where the joints can be.
         max_joint_step: rad per tick for an action of ±1.
         kinematics: ``q`` [..., n] → end effector [..., 3].
         reward_fn: the reaching task's batched reward (numpy or torch).
@@ -41,6 +42,8 @@ class ArmInterface:
     controller_joints: tuple[str, ...]
     low: np.ndarray
     high: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
     max_joint_step: float
     kinematics: ForwardKinematics
     reward_fn: object = field(repr=False)
@@ -69,7 +72,7 @@ class ArmInterface:
             raise ConfigError(f"SimConfig.limit_margin = {sim.limit_margin}: leaves no joint range to move in")
         kinematics = ForwardKinematics(description, sim.ee_link)
         reward_fn = functools.partial(reach_reward, action_cost=task.action_cost, kinematics=kinematics)
-        return cls(names, controller, low, high, task.max_joint_step, kinematics, reward_fn)
+        return cls(names, controller, low, high, description.lower, description.upper, task.max_joint_step, kinematics, reward_fn)
 
     @property
     def n(self) -> int:
@@ -86,6 +89,12 @@ class ArmInterface:
         """The end effector [..., 3] from the entries before it (``[q, q̇]`` [..., 2n]): the
         forward kinematics of ``q``, for a dynamics model's derived entries."""
         return self.kinematics(state[..., : self.n])
+
+    @property
+    def model_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Where a dynamics model's learned entries ``[q, q̇]`` stay (``bounds``): ``q`` within
+        the joint limits."""
+        return state_bounds(self.lower, self.upper)
 
     def targets(self) -> JointTargets:
         """A fresh command state for this arm."""

@@ -61,6 +61,13 @@ def observe(kinematics: "ForwardKinematics", q: np.ndarray, qd: np.ndarray, targ
     return np.concatenate([q, qd, kinematics(q), target])
 
 
+def state_bounds(lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The range [2n] of the observation's ``[q, q̇]``, the entries a dynamics model learns:
+    ``q`` within the joint limits ``lower``, ``upper`` [n], ``q̇`` unbounded."""
+    free = np.full(len(lower), np.inf)
+    return np.concatenate([lower, -free]), np.concatenate([upper, free])
+
+
 def distance(obs: Array, kinematics: "ForwardKinematics | None" = None) -> Array:
     """End-effector to target distance (m), shape [...] for ``obs`` [..., obs_dim]; the end
     effector is ``kinematics(obs[..., :dof])`` when given, else ``obs[..., EE]``."""

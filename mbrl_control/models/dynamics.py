@@ -17,6 +17,10 @@ data units only. The observation's layout (``ModelConfig``) is
   says, and feed its error back as inputs in a rollout;
 * the first ``free_dims`` entries are positions the dynamics do not depend on (a runner's
   x): predicted, not inputs (``s_in`` leaves them out);
+* ``bounds`` [L] (low, high), where the task knows them (an arm's joint ranges), hold the
+  predicted learned entries: a model fitted on few samples near a joint limit extrapolates
+  motion past it, and a planner or a policy trained through the model then pushes into the
+  limit for motion that never comes;
 * ``history`` past actions join the inputs: a servo that acts ``L ≤ history`` ticks late
   makes ``s'`` depend on actions already sent, which the observation cannot show. Before an
   episode's first step (and across a gap in the recording) past actions are zeros.
@@ -56,6 +60,8 @@ class DynamicsModel:
         derive: ``learned [..., L] -> derived [..., D]``, the task's function for the
             ``derived_dims`` entries (needed to predict when there are any; not saved in
             checkpoints: pass it again to :meth:`load`).
+        bounds: ``(low, high)``, each [L], the range the learned entries stay in (±inf
+            where unbounded); predictions are clamped into it. Saved in checkpoints.
 
     Attributes:
         regressor: the fitted :class:`Regressor` (E = ``members``).
@@ -66,10 +72,12 @@ class DynamicsModel:
     Raises:
         ValueError: an unknown model name.
         ConfigError: a bad setting, or a layout that leaves nothing to predict.
+        ValueError: ``bounds`` of another shape than [L], NaN, or with low > high.
     """
 
     def __init__(self, name: str, obs_dim: int, act_dim: int, config: ModelConfig | None = None,
-                 derive: Callable[[torch.Tensor], torch.Tensor] | None = None, **overrides: Any) -> None:
+                 derive: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 bounds: tuple[np.ndarray, np.ndarray] | None = None, **overrides: Any) -> None:
         if name not in REGRESSORS:
             raise ValueError(f"unknown model {name!r}; choose one of {', '.join(REGRESSORS)}")
         self.cls = REGRESSORS[name]
@@ -84,6 +92,7 @@ class DynamicsModel:
             raise ConfigError(f"{owner}.derived_dims = {config.derived_dims}: leaves nothing to learn of obs_dim = {obs_dim} "
                               f"with goal_dims = {config.goal_dims}")
         self.derive = derive
+        self.bounds = None if bounds is None else self._checked_bounds(bounds)
         if config.free_dims >= self.state_dim:
             raise ConfigError(f"{owner}.free_dims = {config.free_dims}: must be less than the {self.state_dim} predicted entries")
         self.history = config.history
@@ -92,6 +101,16 @@ class DynamicsModel:
         self.input_norm: Normalizer | None = None
         self.output_norm: Normalizer | None = None
         self.dataset_size = 0
+
+    def _checked_bounds(self, bounds: tuple[np.ndarray, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        low, high = (torch.as_tensor(np.asarray(b, dtype=np.float32)) for b in bounds)
+        L = self.state_dim
+        if low.shape != (L,) or high.shape != (L,):
+            raise ValueError(f"bounds must be two arrays of the {L} learned entries, got shapes {list(low.shape)} and {list(high.shape)}")
+        if torch.isnan(low).any() or torch.isnan(high).any() or (low > high).any():
+            bad = torch.nonzero(torch.isnan(low) | torch.isnan(high) | (low > high)).flatten().tolist()
+            raise ValueError(f"bounds: entries {bad} are NaN or have low > high")
+        return low, high
 
     def _new_regressor(self) -> Regressor:
         torch.manual_seed(self.config.seed)
@@ -254,6 +273,7 @@ class DynamicsModel:
             "output_norm": self.output_norm.state_dict(),
             "dataset_size": self.dataset_size,
             "state": self.regressor.state(),
+            "bounds": None if self.bounds is None else [b.clone() for b in self.bounds],
         }
 
     @classmethod
@@ -276,7 +296,7 @@ class DynamicsModel:
             if obs_dim is not None and act_dim is not None and found != (obs_dim, act_dim):
                 raise CheckpointError(f"{name}: model for obs_dim={found[0]}, act_dim={found[1]}, "
                                       f"but this system has obs_dim={obs_dim}, act_dim={act_dim}")
-            model = cls(kind, *found, REGRESSORS[kind].Config(**payload["config"]), derive=derive)
+            model = cls(kind, *found, REGRESSORS[kind].Config(**payload["config"]), derive=derive, bounds=payload.get("bounds"))
             model.input_norm = Normalizer.from_state_dict(payload["input_norm"])
             model.output_norm = Normalizer.from_state_dict(payload["output_norm"])
             model.dataset_size = int(payload["dataset_size"])
@@ -337,9 +357,13 @@ class DynamicsModel:
 
     def _next(self, obs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """``next_obs`` [B, obs_dim] from ``obs`` and a normalised change ``y`` [B, L]: the
-        learned entries moved, the derived ones computed from them, the goal carried over."""
+        learned entries moved (and clamped into ``bounds``), the derived ones computed from
+        them, the goal carried over."""
         L, D = self.state_dim, self.config.derived_dims
         moved = obs[:, :L] + self.output_norm.denormalize(y)
+        if self.bounds is not None:
+            low, high = self.bounds
+            moved = torch.maximum(torch.minimum(moved, high.to(moved)), low.to(moved))
         parts = [moved] + ([self._derived(moved)] if D else []) + ([obs[:, L + D :]] if L + D < self.obs_dim else [])
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
@@ -376,10 +400,11 @@ class DynamicsModel:
 
 
 def make_model(name: str, obs_dim: int, act_dim: int, derive: Callable[[torch.Tensor], torch.Tensor] | None = None,
-               **overrides: Any) -> DynamicsModel:
+               bounds: tuple[np.ndarray, np.ndarray] | None = None, **overrides: Any) -> DynamicsModel:
     """A new, unfitted model: any registered regressor by name (``ensemble``/``pe``,
-    ``de``, ``mlp``, ``gp``, …) with its config's ``overrides``."""
-    return DynamicsModel(name, obs_dim, act_dim, derive=derive, **overrides)
+    ``de``, ``mlp``, ``gp``, …) with its config's ``overrides`` (``derive`` and ``bounds``:
+    :class:`DynamicsModel`'s)."""
+    return DynamicsModel(name, obs_dim, act_dim, derive=derive, bounds=bounds, **overrides)
 
 
 def load_model(source: str | Path | bytes, obs_dim: int | None = None, act_dim: int | None = None,

@@ -167,7 +167,7 @@ class DynamicsLearnerNode(Node):
             if last is not None and last.name == REGRESSORS[name].name and last.config == config:
                 model = last.copy()
             else:
-                model = make_model(name, self.arm.obs_dim, self.arm.n, derive=self.arm.derive, **config.to_dict())
+                model = make_model(name, self.arm.obs_dim, self.arm.n, derive=self.arm.derive, bounds=self.arm.model_bounds, **config.to_dict())
             with cancellable(self.stop_fitting), time_limited(self.params[LearnerConfig].fit_seconds):
                 report = model.fit(data)
             model.save(self.model_path)

@@ -20,5 +20,8 @@ class ArmReach(Task):
     def derive(self, state):
         return self.env.kinematics(state[..., : self.env.kinematics.dof])
 
+    def bounds(self):
+        return self.env.model_bounds
+
     def reward(self, obs, act, next_obs):
         return self.env.reward_fn(obs, act, next_obs)

@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 TASKS: dict[str, type["Task"]] = {}
@@ -84,6 +85,12 @@ class Task(ABC):
         """Whether each transition ends its episode, bool [...] (never, by default)."""
         return torch.zeros(next_obs.shape[:-1], dtype=torch.bool, device=next_obs.device)
 
+    def bounds(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(low, high)`` [L]: where the entries a dynamics model learns (all but derived
+        and goal) can be, for the model to hold its predictions in (an arm's joint ranges);
+        None (the default): the task does not say."""
+        return None
+
     def derive(self, state: torch.Tensor) -> torch.Tensor:
         """The ``derived_dims`` entries [..., D] from the entries before them [..., L]."""
         raise NotImplementedError(f"{type(self).__name__} has no derived entries")
@@ -107,16 +114,18 @@ def task_for(env: gym.Env) -> Task | None:
     return None if found is None else found(env)
 
 
-def model_layout(env: gym.Env, task: Task | None) -> tuple[dict[str, int], Any]:
+def model_layout(env: gym.Env, task: Task | None) -> tuple[dict[str, Any], Any]:
     """The dynamics model's settings for ``env``'s observations (``goal_dims``,
-    ``derived_dims``, ``free_dims`` and, where the task knows it, ``history``, from its task;
-    else the env's own ``goal_dims``) and the ``derive`` function its derived entries need
-    (or None)."""
+    ``derived_dims``, ``free_dims`` and, where the task knows them, ``history`` and
+    ``bounds``, from its task; else the env's own ``goal_dims``) and the ``derive`` function
+    its derived entries need (or None)."""
     if task is None:
         return {"goal_dims": int(getattr(env.unwrapped, "goal_dims", 0))}, None
     layout = {"goal_dims": task.goal_dims, "derived_dims": task.derived_dims, "free_dims": task.free_dims}
     if task.history is not None:
         layout["history"] = task.history
+    if (bounds := task.bounds()) is not None:
+        layout["bounds"] = bounds
     return layout, task.derive if task.derived_dims else None
 
 
