@@ -70,9 +70,8 @@ class DynamicsModel:
         dataset_size: transitions of the last fit.
 
     Raises:
-        ValueError: an unknown model name.
+        ValueError: an unknown model name, or ``bounds`` not [L] each, NaN, or low > high.
         ConfigError: a bad setting, or a layout that leaves nothing to predict.
-        ValueError: ``bounds`` of another shape than [L], NaN, or with low > high.
     """
 
     def __init__(self, name: str, obs_dim: int, act_dim: int, config: ModelConfig | None = None,
