@@ -360,9 +360,8 @@ class DynamicsModel:
         them, the goal carried over."""
         L, D = self.state_dim, self.config.derived_dims
         moved = obs[:, :L] + self.output_norm.denormalize(y)
-        if self.bounds is not None:
-            low, high = self.bounds
-            moved = torch.maximum(torch.minimum(moved, high.to(moved)), low.to(moved))
+        if self.bounds is not None:  # CPU tensors, as the regressor after a fit
+            moved = moved.clamp(*self.bounds)
         parts = [moved] + ([self._derived(moved)] if D else []) + ([obs[:, L + D :]] if L + D < self.obs_dim else [])
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
