@@ -56,3 +56,15 @@ def test_refuses_a_chain_it_cannot_follow(sim):
         ForwardKinematics(sim.description, "left_finger")
     with pytest.raises(ValueError, match=r"\[\.\.\., 5\]"):
         ForwardKinematics(sim.description, "tcp")(np.zeros(4))
+
+
+def test_a_held_joint_between_commanded_ones_counts_as_fixed(sim):
+    """Naming four of the five joints holds the middle one still (folded into its neighbours)."""
+    names = sim.joint_names
+    held = ArmSim(SimConfig(joints=names[:2] + names[3:]))
+    assert [j.name for j in held.description.held_joints] == [names[2]]
+    fk = ForwardKinematics(held.description, "tcp")
+    poses = random_poses(held, 20, seed=2)
+    np.testing.assert_allclose(fk(poses), [held.forward_kinematics(q)[0] for q in poses], atol=1e-12)
+    full = np.insert(poses, 2, held.description.hold_position(held.description.held_joints[0]), axis=1)
+    np.testing.assert_allclose(fk(poses), ForwardKinematics(sim.description, "tcp")(full), atol=1e-12)

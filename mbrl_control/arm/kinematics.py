@@ -29,13 +29,15 @@ class ForwardKinematics:
     """Position of ``tip_link``'s origin in the root frame, ``p(q)`` [..., 3] for arm joint
     positions ``q`` [..., dof] in the description's arm-joint order.
 
-    Evaluated from the tip inward on vectors, ``v ← xyz_j + R_j Rot(a_j, q_j) v``, with
-    Rodrigues' rotation split by its coefficients,
+    Evaluated from the tip inward on homogeneous vectors ``v = [p, 1]``, with Rodrigues'
+    rotation split by its coefficients,
 
-        R_j Rot(a, θ) v = cos θ · R_j (I - a aᵀ) v + sin θ · R_j [a]× v + R_j a aᵀ v,
+        xyz_j + R_j Rot(a, θ) p = cos θ · R_j (I - a aᵀ) p + sin θ · R_j [a]× p + (R_j a aᵀ p + xyz_j),
 
-    so each joint is one [.., 3] × [3, 9] product and a weighted sum of its three blocks:
-    no 3×3 products per row.
+    so each actuated joint is one [.., 4] × [4, 12] product and a weighted sum of its three
+    blocks, and the fixed joints are multiplied into their neighbours once, here: no 3×3
+    products per row, and a few tensor operations per joint (a planner evaluates this on
+    every model step).
 
     Joints the description holds (``held_joints``) count as fixed at their hold angle.
 
@@ -49,23 +51,36 @@ class ForwardKinematics:
         names = description.arm_joint_names
         self.dof = len(names)
         self.tip_link = tip_link
-        self._steps: list[tuple[np.ndarray, np.ndarray, int]] = []  # (xyz [3], M [3, 9] or Rᵀ [3, 3], joint index | -1)
+        self._tip = np.array([0.0, 0.0, 0.0, 1.0])  # the tip in the frame of the joints evaluated so far
+        self._joints: list[tuple[np.ndarray, int]] = []  # inward: (M [4, 12], joint index)
         held = {j.name for j in description.held_joints}
-        for joint in description.chain(tip_link):
+        chain = description.chain(tip_link)
+        for joint in chain:
             if joint.type != "fixed" and joint.name not in names and joint.name not in held:
                 raise ValueError(f"{description.path}: joint {joint.name!r} ({joint.type}) on the chain to {tip_link!r} is not an arm joint")
+        if chain:
+            self._tip[:3] = chain[-1].xyz  # the last joint's rotation does not move the tip's origin
+        for joint in reversed(chain[:-1]):
             R = euler2mat(*joint.rpy, axes="sxyz")  # URDF rpy: R = Rz(yaw) Ry(pitch) Rx(roll)
             if joint.name in held:  # a joint held still: fixed at its hold angle
                 R = R @ axangle2mat(joint.axis, description.hold_position(joint))
             if joint.type == "fixed" or joint.name in held:
-                self._steps.append((np.array(joint.xyz), R.T, -1))
+                fixed = np.eye(4)  # v ← v F: p ← R p + xyz, as a row vector
+                fixed[:3, :3], fixed[3, :3] = R.T, joint.xyz
+                if self._joints:  # into the actuated joint outward of it, each of its blocks
+                    M, i = self._joints[-1]
+                    self._joints[-1] = (np.concatenate([M[:, 4 * b : 4 * b + 4] @ fixed for b in range(3)], axis=1), i)
+                else:
+                    self._tip = self._tip @ fixed
                 continue
             a = np.array(joint.axis)
             outer = np.outer(a, a)
             cross = np.array([[0.0, -a[2], a[1]], [a[2], 0.0, -a[0]], [-a[1], a[0], 0.0]])
-            M = np.concatenate([(R @ (np.eye(3) - outer)).T, (R @ cross).T, (R @ outer).T], axis=1)
-            self._steps.append((np.array(joint.xyz), M, names.index(joint.name)))
-        self._torch: dict[torch.dtype, list[tuple[torch.Tensor, torch.Tensor, int]]] = {}
+            M = np.zeros((4, 12))  # blocks: cos, sin, constant; the constant's carries xyz and the 1
+            M[:3, 0:3], M[:3, 4:7], M[:3, 8:11] = (R @ (np.eye(3) - outer)).T, (R @ cross).T, (R @ outer).T
+            M[3, 8:11], M[3, 11] = joint.xyz, 1.0
+            self._joints.append((M, names.index(joint.name)))
+        self._torch: dict[torch.dtype, tuple[torch.Tensor, list[tuple[torch.Tensor, int]]]] = {}
 
     def __call__(self, q: Array) -> Array:
         """Tip position [..., 3] at joint positions ``q`` [..., dof]: an ndarray (float64) for
@@ -73,21 +88,19 @@ class ForwardKinematics:
         if q.shape[-1] != self.dof:
             raise ValueError(f"joint positions must be [..., {self.dof}], got {list(q.shape)}")
         if isinstance(q, torch.Tensor):
-            xp, steps = torch, self._torch_steps(q.dtype)
+            xp, (v, joints) = torch, self._torch_constants(q.dtype)
+            ones = torch.ones_like(q)
         else:
-            xp, steps, q = np, self._steps, np.asarray(q, dtype=np.float64)
-        cos, sin = xp.cos(q), xp.sin(q)  # [..., dof]
-        # the tip's origin in the last joint's parent frame (that joint's rotation does not move it)
-        v = xp.broadcast_to(steps[-1][0], (*q.shape[:-1], 3))
-        for xyz, M, i in reversed(steps[:-1]):
-            if i < 0:
-                v = xyz + v @ M
-            else:
-                w = v @ M  # [..., 9]: the cos, sin and constant blocks side by side
-                v = xyz + w[..., 0:3] * cos[..., i : i + 1] + w[..., 3:6] * sin[..., i : i + 1] + w[..., 6:9]
-        return v
+            xp, v, joints, q = np, self._tip, self._joints, np.asarray(q, dtype=np.float64)
+            ones = np.ones_like(q)
+        coef = xp.stack([xp.cos(q), xp.sin(q), ones], -1)[..., None]  # [..., dof, 3, 1]
+        for M, i in joints:
+            w = (v @ M).reshape(*v.shape[:-1], 3, 4)  # the cos, sin and constant blocks
+            v = (w * coef[..., i, :, :]).sum(-2)
+        tip = v[..., :3]
+        return tip if tip.shape[:-1] == q.shape[:-1] else xp.broadcast_to(tip, (*q.shape[:-1], 3))  # no joint moves it
 
-    def _torch_steps(self, dtype: torch.dtype) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+    def _torch_constants(self, dtype: torch.dtype) -> tuple[torch.Tensor, list[tuple[torch.Tensor, int]]]:
         if dtype not in self._torch:
-            self._torch[dtype] = [(torch.as_tensor(x, dtype=dtype), torch.as_tensor(M, dtype=dtype), i) for x, M, i in self._steps]
+            self._torch[dtype] = (torch.as_tensor(self._tip, dtype=dtype), [(torch.as_tensor(M, dtype=dtype), i) for M, i in self._joints])
         return self._torch[dtype]
