@@ -12,7 +12,7 @@ not change the cost. Configurations:
              horizon 15, 20 particles TS∞, E = 5 members of 4 × 200 layers
   + policy   a quarter of CEM's population with 4 proposals from a policy (the MLP
              DAgger and MBRL 2.0 train, 2 × 256, untrained: its weights do not change
-             the cost either) rolled through the model's mean each tick
+             the cost either), chosen as CEM's first samples are rolled out
 
 "under load" runs one extra process that keeps a core busy (a robot computer also runs its
 drivers). The largest CEM population whose p95 fits 20 ms (50 Hz) is searched at the

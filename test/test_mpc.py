@@ -203,8 +203,11 @@ def test_the_policy_inside_the_planner():
     mpc = controller(proposals=3, optimizer_overrides=small)
     mpc.set_policy(toward_origin)
     state = np.array([0.8, -0.6])
-    proposals = mpc.proposals(torch.as_tensor(state, dtype=torch.float32), mpc.past)
-    assert proposals.shape == (3, 8, 2) and torch.all(proposals.abs() <= 1.0)
+    proposals = mpc.proposals(torch.as_tensor(state, dtype=torch.float32))
+    assert proposals.actions.shape == (3, 8, 2) and proposals.pending  # chosen in the first rollout
+    mpc.optimizer.optimize(mpc._cost(torch.as_tensor(state, dtype=torch.float32), mpc.past, proposals),
+                           generator=mpc.generator, proposals=proposals.actions)
+    assert not proposals.pending and torch.all(proposals.actions.abs() <= 1.0)
     action = mpc.act(state)
     np.testing.assert_allclose(action, [-1.0, 1.0])
     assert mpc.last_result.proposed
@@ -212,4 +215,4 @@ def test_the_policy_inside_the_planner():
     np.testing.assert_allclose(labels[:, 0], [[-1.0, 1.0], [0.5, -0.2]], atol=1e-6)
     plain = controller(optimizer_overrides=small)
     plain.set_policy(toward_origin)  # proposals = 0: planned without it
-    assert plain.proposals(torch.zeros(2), plain.past) is None
+    assert plain.proposals(torch.zeros(2)) is None

@@ -7,7 +7,7 @@ import torch
 from mbrl_control.data import TransitionDataset
 from mbrl_control.models import make_model
 from mbrl_control.planning import CEM
-from mbrl_control.planning.propagation import trajectory_cost
+from mbrl_control.planning.propagation import PolicyProposals, trajectory_cost
 
 
 def block_members(members: int, rows: int) -> torch.Tensor:
@@ -151,3 +151,55 @@ def test_risk_aversion_penalises_disagreeing_particles():
     assert torch.all(averse > neutral)
     # returns of members 0..3 over 3 steps: 0+0+0, 1+2+3, 2+4+6, 3+6+9 → mean 9
     torch.testing.assert_close(neutral, torch.full((2,), -9.0))
+
+
+def fitted_history_ensemble() -> "DynamicsModel":
+    """A small probabilistic ensemble whose step reads the action before it too (history 1)."""
+    model = make_model("pe", 2, 1, members=3, hidden=16, layers=2, max_epochs=3, history=1)
+    rng = np.random.default_rng(2)
+    s, a = rng.normal(size=(300, 2)), rng.uniform(-1, 1, size=(300, 1))
+    data = TransitionDataset(2, 1)
+    data.append(s, a, s + 0.1 * a, episode=np.arange(300) // 30)
+    model.fit(data)
+    return model
+
+
+def policy(obs):
+    return (-3.0 * obs[:, :1]).clamp(-1, 1)  # [B, 1]
+
+
+@pytest.mark.parametrize("propagation", ["expectation", "ts_inf"])
+def test_policy_proposals_are_chosen_in_the_rollout_and_scored_as_any_candidate(propagation):
+    """A policy's proposals are filled in by the first cost call (in its candidates too),
+    from the nominal state: under ``expectation`` the policy's sequence through the model's
+    mean, step by step. Each is scored as the same sequence given as a plain candidate, by
+    the same particles; later calls leave them alone."""
+    model, obs, past = fitted_history_ensemble(), torch.tensor([0.6, -0.2]), torch.tensor([[0.3]])
+    offsets = 0.8 * torch.randn(3, 5, 1, generator=torch.Generator().manual_seed(0))
+    offsets[0] = 0.0
+    clip = lambda a: a.clamp(-0.5, 0.5)  # noqa: E731
+    proposals = PolicyProposals(policy, offsets, clip)
+    samples = torch.rand(4, 5, 1, generator=torch.Generator().manual_seed(1)) - 0.5
+    candidates = torch.cat([samples, proposals.actions])
+
+    def cost(proposing):
+        return trajectory_cost(model, obs, distance_reward, particles=6, propagation=propagation, past=past,
+                               generator=torch.Generator().manual_seed(3), proposals=proposing)
+
+    costs = cost(proposals)(candidates)
+    assert not proposals.pending and torch.all(proposals.actions.abs() <= 0.5)
+    torch.testing.assert_close(candidates[4:], proposals.actions)  # filled where the optimiser reads them
+    torch.testing.assert_close(costs, cost(None)(candidates))  # scored open loop, as plain candidates
+    assert torch.all((proposals.actions[1:] - proposals.actions[:1]).abs() <= offsets[1:].abs() + 1e-6)
+    if propagation == "expectation":
+        state, before, expected = obs[None], past[None], []
+        for _ in range(5):
+            action = clip(policy(state))
+            expected.append(action[0])
+            state, before = model.predict_mean(state, action, before), action[:, None]
+        torch.testing.assert_close(proposals.actions[0], torch.stack(expected))
+    filled = proposals.actions.clone()
+    cost(proposals)(candidates)
+    torch.testing.assert_close(proposals.actions, filled)
+    with pytest.raises(ValueError, match="2 candidates are NaN, but 3 proposals"):
+        cost(PolicyProposals(policy, offsets, clip))(torch.cat([samples, torch.full((2, 5, 1), float("nan"))]))

@@ -19,11 +19,12 @@ graph, 5 runs: shrinking the population instead of leaving out CEM's second iter
 reached fewer targets, 83 % against 89 % from episode 3 on.)
 
 A policy can join the search (as in TD-MPC): with ``proposals`` K > 0 and a policy set
-(:meth:`MPCController.set_policy`), each tick rolls the policy through the model's mean
-from the current state — its action sequence over the horizon — and adds it and K - 1
-perturbations of it to the optimiser's first samples; the plan is the cheapest of the
-optimiser's and the proposals (:meth:`TrajectoryOptimizer.finish`). A good policy lets a
-much smaller population plan as well.
+(:meth:`MPCController.set_policy`), each tick adds the policy's action sequence over the
+horizon and K - 1 perturbations of it to the optimiser's first samples, chosen as those
+samples are rolled out (:class:`~mbrl_control.planning.propagation.PolicyProposals`: the
+policy acts on the nominal state, the mean of its sequence's particles); the plan is the
+cheapest of the optimiser's and the proposals (:meth:`TrajectoryOptimizer.finish`). A good
+policy lets a much smaller population plan as well.
 
 :meth:`MPCController.label` plans along many recorded state sequences at once, each as an
 episode is planned (warm starts), one cost call per iteration for all of them where the
@@ -43,7 +44,7 @@ from mbrl_control.config import Config, param
 from mbrl_control.models.base import raise_if_cancelled
 from mbrl_control.models.dynamics import DynamicsModel
 from mbrl_control.planning.optimizers import OPTIMIZERS, OptimizerResult
-from mbrl_control.planning.propagation import PROPAGATIONS, RewardFn, TerminationFn, trajectory_cost
+from mbrl_control.planning.propagation import PROPAGATIONS, PolicyProposals, RewardFn, TerminationFn, trajectory_cost
 
 MIN_SEARCH = 0.05  # the least fraction of the configured search a time budget shrinks it to
 
@@ -65,21 +66,6 @@ class MPCConfig(Config):
 
 
 Policy = Callable[[torch.Tensor], torch.Tensor]  # obs [B, obs_dim] -> action [B, A] (a GaussianPolicy's mean)
-
-
-def policy_sequence(model: DynamicsModel, policy: Policy, obs: torch.Tensor, horizon: int, past: torch.Tensor | None = None) -> torch.Tensor:
-    """The actions [B, H, A] ``policy`` takes over ``horizon`` steps from ``obs`` [B, obs_dim]
-    through ``model``'s mean prediction (``past`` [B, h, A]: the actions before each)."""
-    actions = []
-    with torch.no_grad():
-        for _ in range(horizon):
-            act = policy(obs)
-            actions.append(act)
-            next_obs = model.predict_mean(obs, act, past)
-            if model.history:
-                past = torch.cat([past[:, 1:], act[:, None]], dim=1)
-            obs = next_obs
-    return torch.stack(actions, dim=1)
 
 
 class MPCController:
@@ -146,20 +132,16 @@ class MPCController:
         """Propose ``policy``'s sequences from the next tick on (``proposals`` > 0); None: stop."""
         self.policy = policy
 
-    def proposals(self, obs: torch.Tensor, past: torch.Tensor) -> torch.Tensor | None:
-        """The policy's sequence and ``proposals`` - 1 perturbations of it, clipped:
-        [..., K, H, A] for ``obs`` [..., obs_dim] and ``past`` [..., h, A]; None without a
-        policy or with ``proposals`` 0."""
+    def proposals(self, obs: torch.Tensor) -> PolicyProposals | None:
+        """The policy's sequence and ``proposals`` - 1 perturbations of it, [..., K, H, A]
+        for ``obs`` [..., obs_dim], chosen by the first cost call that gets them; None
+        without a policy or with ``proposals`` 0."""
         count = self.config.proposals
         if self.policy is None or count == 0:
             return None
-        batch, starts = obs.shape[:-1], obs.reshape(-1, obs.shape[-1])
-        sequence = policy_sequence(self.model, self.policy, starts, self.config.horizon,
-                                   past.reshape(len(starts), *past.shape[-2:]))  # [B, H, A]
-        noise = torch.randn((len(sequence), count, *sequence.shape[1:]), generator=self.generator)
-        noise[:, 0] = 0.0  # the policy's own sequence
-        proposed = sequence[:, None] + self.config.proposal_std * self.optimizer.half_range * noise
-        return self.optimizer.clip(proposed).reshape(*batch, count, *sequence.shape[1:])
+        noise = torch.randn((*obs.shape[:-1], count, self.config.horizon, len(self.low)), generator=self.generator)
+        noise[..., 0, :, :] = 0.0  # the policy's own sequence
+        return PolicyProposals(self.policy, self.config.proposal_std * self.optimizer.half_range * noise, self.optimizer.clip)
 
     def record(self, action: np.ndarray) -> None:
         """Book ``action`` [A] as the one sent this tick, for a caller that sent another
@@ -175,9 +157,9 @@ class MPCController:
             torch.set_num_threads(self.config.threads)
         deadline = start + self.config.time_budget if self.config.time_budget > 0 else None
         state = torch.as_tensor(obs, dtype=torch.float32)
-        cost = self._cost(state, self.past)
-        proposals = self.proposals(state, self.past)
-        result = self.optimizer.optimize(cost, initial=self._plan, deadline=deadline, generator=self.generator, proposals=proposals)
+        proposals = self.proposals(state)
+        result = self.optimizer.optimize(self._cost(state, self.past, proposals), initial=self._plan, deadline=deadline,
+                                         generator=self.generator, proposals=None if proposals is None else proposals.actions)
         self.last_result = result
         if not (np.isfinite(result.cost) and torch.isfinite(result.actions).all()):
             self.fallbacks += 1
@@ -222,8 +204,9 @@ class MPCController:
             for t in range(states.shape[1]):
                 raise_if_cancelled()  # a node shutting down mid-round (models.cancellable)
                 obs, sent_before = alone(states[rows, t]), alone(past)
-                result = self.optimizer.optimize(self._cost(obs, sent_before), initial=alone(plan), generator=self.generator,
-                                                 proposals=self.proposals(obs, sent_before))
+                proposals = self.proposals(obs)
+                result = self.optimizer.optimize(self._cost(obs, sent_before, proposals), initial=alone(plan), generator=self.generator,
+                                                 proposals=None if proposals is None else proposals.actions)
                 actions = result.actions.reshape(count, *plan.shape[1:])
                 cost = torch.as_tensor(result.cost).reshape(count)
                 finite = torch.isfinite(cost) & torch.isfinite(actions).flatten(1).all(-1)
@@ -235,10 +218,11 @@ class MPCController:
         self.optimizer.reset()
         return labels.numpy()
 
-    def _cost(self, obs: torch.Tensor, past: torch.Tensor):
+    def _cost(self, obs: torch.Tensor, past: torch.Tensor, proposals: PolicyProposals | None = None):
         """The planning cost from ``obs`` [..., obs_dim] with ``past`` [..., h, A] sent."""
         return trajectory_cost(self.model, obs, self.reward_fn, particles=self.config.particles, propagation=self.propagation,
-                               termination_fn=self.termination_fn, risk=self.config.risk, generator=self.generator, past=past)
+                               termination_fn=self.termination_fn, risk=self.config.risk, generator=self.generator, past=past,
+                               proposals=proposals)
 
     @property
     def propagation(self) -> str:

@@ -32,7 +32,10 @@ Every optimiser takes ``proposals`` [K, H, A]: sequences from elsewhere (a polic
 TD-MPC) that join the first iteration's samples (the restarts, for gradient shooting), and
 the plan returned is the cheapest of the optimiser's own plan and the proposals, by the
 costs the search already has. A proposal that is the optimum is therefore the plan from
-the first iteration on, and a poor one costs only its K rollouts.
+the first iteration on, and a poor one costs only its K rollouts. Proposals may be NaN
+until the first cost call fills them in place, in the samples and in ``proposals``
+(:class:`~mbrl_control.planning.propagation.PolicyProposals`: a policy choosing them as the
+rollout goes), so the samples and ``proposals`` are read after that call.
 
 CEM's and iCEM's plan, the mean refitted to the last elites, is not scored once more (as in
 PETS): its cost is estimated by the mean cost of those elites, one cost call fewer per tick
@@ -479,6 +482,9 @@ class GradientShooting(TrajectoryOptimizer):
         noise = torch.randn((cfg.candidates, *start.shape), generator=generator)
         noise[0] = 0.0  # the start itself is one of the candidates
         candidates = with_proposals(self.clip(start + cfg.initial_std * self.half_range * noise), proposals, self.clip)
+        if proposals is not None and torch.isnan(candidates).any():  # a policy's, chosen in a rollout: before the descent
+            with torch.no_grad():
+                cost(candidates)
         actions, best, steps = descend(self, cost, candidates, cfg.steps, cfg.learning_rate, deadline, generator)
         return OptimizerResult(actions, best, steps)  # the proposals were among the candidates
 
