@@ -153,7 +153,7 @@ def test_risk_aversion_penalises_disagreeing_particles():
     torch.testing.assert_close(neutral, torch.full((2,), -9.0))
 
 
-def fitted_history_ensemble() -> "DynamicsModel":
+def fitted_history_ensemble():
     """A small probabilistic ensemble whose step reads the action before it too (history 1)."""
     model = make_model("pe", 2, 1, members=3, hidden=16, layers=2, max_epochs=3, history=1)
     rng = np.random.default_rng(2)
