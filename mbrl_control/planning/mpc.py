@@ -157,9 +157,7 @@ class MPCController:
             torch.set_num_threads(self.config.threads)
         deadline = start + self.config.time_budget if self.config.time_budget > 0 else None
         state = torch.as_tensor(obs, dtype=torch.float32)
-        proposals = self.proposals(state)
-        result = self.optimizer.optimize(self._cost(state, self.past, proposals), initial=self._plan, deadline=deadline,
-                                         generator=self.generator, proposals=None if proposals is None else proposals.actions)
+        result = self._search(state, self.past, self._plan, deadline)
         self.last_result = result
         if not (np.isfinite(result.cost) and torch.isfinite(result.actions).all()):
             self.fallbacks += 1
@@ -204,9 +202,7 @@ class MPCController:
             for t in range(states.shape[1]):
                 raise_if_cancelled()  # a node shutting down mid-round (models.cancellable)
                 obs, sent_before = alone(states[rows, t]), alone(past)
-                proposals = self.proposals(obs)
-                result = self.optimizer.optimize(self._cost(obs, sent_before, proposals), initial=alone(plan), generator=self.generator,
-                                                 proposals=None if proposals is None else proposals.actions)
+                result = self._search(obs, sent_before, alone(plan))
                 actions = result.actions.reshape(count, *plan.shape[1:])
                 cost = torch.as_tensor(result.cost).reshape(count)
                 finite = torch.isfinite(cost) & torch.isfinite(actions).flatten(1).all(-1)
@@ -217,6 +213,13 @@ class MPCController:
                     past = torch.cat([past[:, 1:], action[:, None]], dim=1)
         self.optimizer.reset()
         return labels.numpy()
+
+    def _search(self, obs: torch.Tensor, past: torch.Tensor, initial: torch.Tensor | None, deadline: float | None = None) -> OptimizerResult:
+        """One optimisation from ``obs`` [..., obs_dim] with ``past`` [..., h, A] sent, from
+        ``initial`` [..., H, A], the policy's proposals among its first samples."""
+        proposals = self.proposals(obs)
+        return self.optimizer.optimize(self._cost(obs, past, proposals), initial=initial, deadline=deadline, generator=self.generator,
+                                       proposals=None if proposals is None else proposals.actions)
 
     def _cost(self, obs: torch.Tensor, past: torch.Tensor, proposals: PolicyProposals | None = None):
         """The planning cost from ``obs`` [..., obs_dim] with ``past`` [..., h, A] sent."""

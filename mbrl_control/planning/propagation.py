@@ -128,10 +128,9 @@ def trajectory_cost(
         chosen = None  # the policy's candidates [B·K] and their rows [P, B·K], where it acts in this call
         if proposals is not None and proposals.pending:
             proposals.pending = False
-            chosen = torch.isnan(flat[:, 0, 0]).nonzero().flatten()
-            if len(chosen) != proposals.actions[..., 0, 0].numel():
-                raise ValueError(f"{len(chosen)} candidates are NaN, but {proposals.actions[..., 0, 0].numel()} proposals wait for the policy")
-            flat = actions.view(flat.shape)  # filled in place: the optimiser reads its proposals back
+            chosen, waiting = torch.isnan(flat[:, 0, 0]).nonzero().flatten(), proposals.actions[..., 0, 0].numel()
+            if len(chosen) != waiting:
+                raise ValueError(f"{len(chosen)} candidates are NaN, but {waiting} proposals wait for the policy")
             chosen_rows = torch.arange(particles)[:, None] * n + chosen
             nominal_rows = chosen_rows.view(particles, -1, proposals.actions.shape[-3])[..., 0]  # [P, B]: each problem's first
         # particle-major rows (row = p·C + c) make the member-major blocks hold every candidate
@@ -145,7 +144,6 @@ def trajectory_cost(
         for t in range(horizon):
             if chosen is not None:
                 taken = proposals.choose(t, state[nominal_rows].mean(0)).reshape(-1, flat.shape[-1])  # [B·K, A]
-                flat[chosen, t] = taken
                 repeated[chosen_rows, t] = taken
                 if history:
                     window[chosen_rows, history + t] = taken
@@ -165,6 +163,8 @@ def trajectory_cost(
                     state = torch.empty_like(shuffled)
                     state[order] = shuffled
             states.append(state)
+        if chosen is not None:  # in place: the optimiser reads its proposals back from its samples
+            actions.view(flat.shape)[chosen] = proposals.actions.reshape(-1, *flat.shape[1:])
         # reward (and termination) of all H steps in one call each: rows [H·P·N]
         trajectory = torch.stack(states)  # [H + 1, P·N, obs_dim]
         step_obs, step_next = trajectory[:-1].reshape(horizon * rows, -1), trajectory[1:].reshape(horizon * rows, -1)
