@@ -216,3 +216,38 @@ def test_the_policy_inside_the_planner():
     plain = controller(optimizer_overrides=small)
     plain.set_policy(toward_origin)  # proposals = 0: planned without it
     assert plain.proposals(torch.zeros(2)) is None
+
+
+def test_a_gaussian_policy_proposes_its_mean_action_from_the_snapshot_taken_when_set():
+    """A GaussianPolicy proposes through its numpy snapshot: the policy's own sequence is its
+    mean action along the model's mean, and changes to the policy reach the planner only when
+    it is set again."""
+    from mbrl_control.policies.networks import GaussianPolicy
+
+    torch.manual_seed(0)
+    policy = GaussianPolicy(2, -np.ones(2), np.ones(2), hidden=(16, 16), squash=True, members=2)
+    with torch.no_grad():
+        policy.net[-1].bias.fill_(0.3)  # a mean action well away from zero
+    mpc = controller(proposals=2, optimizer_overrides={"population": 4, "elites": 2, "iterations": 1})
+    mpc.set_policy(policy)
+    state = torch.tensor([0.8, -0.6])
+
+    def sequence() -> torch.Tensor:
+        proposals = mpc.proposals(state)
+        with torch.no_grad():
+            mpc.optimizer.optimize(mpc._cost(state, mpc.past, proposals), generator=mpc.generator, proposals=proposals.actions)
+        return proposals.actions[0]
+
+    expected, obs = [], state[None]
+    with torch.no_grad():
+        for _ in range(8):  # the policy's mean action along s' = s + 0.1 a
+            expected.append(policy(obs)[0])
+            obs = obs + 0.1 * expected[-1]
+    before = sequence()
+    torch.testing.assert_close(before, torch.stack(expected), atol=1e-5, rtol=0)
+    assert before.abs().max() > 0.2
+    with torch.no_grad():
+        policy.net[-1].bias.fill_(-0.3)
+    torch.testing.assert_close(sequence(), before)  # the snapshot
+    mpc.set_policy(policy)
+    assert torch.all(sequence()[0] < 0)

@@ -45,6 +45,8 @@ from mbrl_control.models.base import raise_if_cancelled
 from mbrl_control.models.dynamics import DynamicsModel
 from mbrl_control.planning.optimizers import OPTIMIZERS, OptimizerResult
 from mbrl_control.planning.propagation import PROPAGATIONS, PolicyProposals, RewardFn, TerminationFn, trajectory_cost
+from mbrl_control.policies.deployed import DeployedPolicy
+from mbrl_control.policies.networks import GaussianPolicy
 
 MIN_SEARCH = 0.05  # the least fraction of the configured search a time budget shrinks it to
 
@@ -128,9 +130,14 @@ class MPCController:
         self.past = padded[len(padded) - model.history :]
         self.model = model
 
-    def set_policy(self, policy: Policy | None) -> None:
-        """Propose ``policy``'s sequences from the next tick on (``proposals`` > 0); None: stop."""
-        self.policy = policy
+    def set_policy(self, policy: GaussianPolicy | Policy | None) -> None:
+        """Propose ``policy``'s sequences from the next tick on (``proposals`` > 0); None: stop.
+
+        A :class:`GaussianPolicy` proposes through its numpy snapshot, taken now
+        (:class:`DeployedPolicy`: the same mean action; set a policy again after training
+        it further). Its forward pass runs once per model step of every tick, on one row
+        per problem, where torch's per-op dispatch is most of the cost."""
+        self.policy = DeployedPolicy(policy).on_tensor if isinstance(policy, GaussianPolicy) else policy
 
     def proposals(self, obs: torch.Tensor) -> PolicyProposals | None:
         """The policy's sequence and ``proposals`` - 1 perturbations of it, [..., K, H, A]

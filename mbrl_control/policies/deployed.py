@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+import torch
 from torch import nn
 
 from mbrl_control.models.ensemble import EnsembleLinear
@@ -95,3 +96,8 @@ class DeployedPolicy:
         return action[0] if obs.ndim == 1 else action
 
     __call__ = act
+
+    def on_tensor(self, obs: torch.Tensor) -> torch.Tensor:
+        """:meth:`act` for a CPU tensor [B, obs_dim], as a tensor [B, A] (the planner's
+        proposals, :meth:`~mbrl_control.planning.mpc.MPCController.set_policy`)."""
+        return torch.from_numpy(self.act(obs.detach().numpy()))
