@@ -4,6 +4,10 @@ backpropagation through the model (MBRL 2.0, ensemble and GP), PPO inside the mo
 
     .venv/bin/python benchmarks/model_based_policies.py [--seeds 0 1 2]
         [--methods mpc dagger backprop backprop_gp ppo planner] [--json PATH] [--plot PATH]
+    .venv/bin/python benchmarks/model_based_policies.py --combine s0.json s1.json s2.json [--json PATH] [--plot PATH]
+
+``--combine`` reports the seeds of several runs' ``--json`` files as one (seeds run as
+processes side by side).
 
 Per seed, each on 2 cores (torch on 1 thread, as the nodes run):
 
@@ -259,26 +263,36 @@ def main() -> int:
     parser.add_argument("--proposals", type=int, default=4, help="policy sequences among CEM's samples (planner rows)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path)
+    parser.add_argument("--combine", type=Path, nargs="+", help="report the runs in these --json files together instead of running")
     args = parser.parse_args()
 
-    import torch
-
-    torch.set_num_threads(1)
     runs: dict[str, list[dict]] = {}
-    for seed in args.seeds:
-        one = Seed(seed, args)
-        for method in args.methods:
-            found = getattr(one, method)()
-            for name, row in ({f"planner: {k}": v for k, v in found.items()} if method == "planner" else {NAMES[method]: found}).items():
-                runs.setdefault(name, []).append(row)
-                show(f"seed {seed}, {name}", row)
+    if args.combine:
+        seeds = []
+        for path in args.combine:
+            found = json.loads(path.read_text())
+            seeds += found.get("seeds", [])
+            for name, rows in found["runs"].items():
+                runs.setdefault(name, []).extend(rows)
+    else:
+        import torch
+
+        torch.set_num_threads(1)
+        seeds = args.seeds
+        for seed in seeds:
+            one = Seed(seed, args)
+            for method in args.methods:
+                found = getattr(one, method)()
+                for name, row in ({f"planner: {k}": v for k, v in found.items()} if method == "planner" else {NAMES[method]: found}).items():
+                    runs.setdefault(name, []).append(row)
+                    show(f"seed {seed}, {name}", row)
     summary = {name: summarise(rows) for name, rows in runs.items()}
-    print(f"\nArmReach, seeds {args.seeds}; {args.eval_episodes} evaluation targets; success: mean over seeds (worst seed); "
+    print(f"\nArmReach, seeds {seeds}; {args.eval_episodes} evaluation targets; success: mean over seeds (worst seed); "
           "to 90 %: median env steps of the seeds that got there; compute per action: median, 1 thread")
     table(summary, NAMES["mpc"])
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"summary": summary, "runs": runs}, indent=2))
+        args.json.write_text(json.dumps({"seeds": seeds, "summary": summary, "runs": runs}, indent=2))
     if args.plot:
         plot(args.plot, {name: rows for name, rows in runs.items() if not name.startswith("planner")})
     return 0
