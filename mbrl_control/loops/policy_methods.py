@@ -39,9 +39,9 @@ class RoundData:
     Attributes:
         states: [M, obs_dim] recorded states to start imagined rollouts from.
         episodes: the recorded episodes: every one so far, or, for a method that labels
-            them (``uses_expert``), those that arrived since the last round.
+            them (an ``expert``), those that arrived since the last round.
         labels: the labelled states so far (obs, expert action); a round may grow it.
-        expert: builds the expert for a model (methods with ``uses_expert``), else None.
+        expert: builds the expert for a model (methods with ``expert_settings``), else None.
         achieved_goal: the goal [..., G] an observation [..., obs_dim] has reached, for
             hindsight goals (DAgger), or None.
         past: [M, h, A] the actions sent before each of ``states`` (those still in flight
@@ -62,17 +62,17 @@ class PolicyMethod:
     Subclasses set ``name`` (registering them in :data:`POLICY_METHODS`), ``Config`` (their
     settings), ``metric`` (what :meth:`round` returns), ``imagined`` (how the
     :class:`ImaginedPolicyTrainer` updates: ``policy_gradient`` or ``backprop``),
-    ``uses_expert`` (states are labelled by the MPC planner, whose settings the node
-    declares, defaulting to ``expert_settings`` over :class:`~mbrl_control.planning.mpc.MPCConfig`'s)
-    and ``needs_new_data`` (no round without new episodes or a new model).
+    ``expert_settings`` (for a method whose states are labelled by the MPC planner: the
+    defaults of the planner settings the node declares, over
+    :class:`~mbrl_control.planning.mpc.MPCConfig`'s; None: no expert) and ``needs_new_data``
+    (no round without new episodes or a new model).
     """
 
     name: ClassVar[str] = ""
     Config: ClassVar[type[Config]]
     metric: ClassVar[str]
     imagined: ClassVar[str] = "policy_gradient"
-    uses_expert: ClassVar[bool] = False
-    expert_settings: ClassVar[dict[str, Any]] = {}
+    expert_settings: ClassVar[dict[str, Any] | None] = None
     needs_new_data: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -187,7 +187,6 @@ class DAgger(PolicyMethod):
     name = "dagger"
     Config = DAggerConfig
     metric = "behaviour-cloning NLL"
-    uses_expert = True
     # The expert plans through the model's mean: on ArmReach (benchmarks/model_based_policies.py,
     # seeds 0-3, 30 targets) its clones scored 97/87/100/90 % against 90/67/100/97 % for labels
     # planned by trajectory sampling, the controller's default, whose particle noise moves CEM's

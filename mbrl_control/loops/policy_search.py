@@ -318,8 +318,8 @@ def train_policy_in_model(
     from mbrl_control.loops.policy_methods import POLICY_METHODS  # the methods build on this module
 
     kind = POLICY_METHODS.get(method)
-    if kind is None or kind.uses_expert:
-        imagined = [name for name, k in POLICY_METHODS.items() if not k.uses_expert]
+    if kind is None or kind.expert_settings is not None:
+        imagined = [name for name, k in POLICY_METHODS.items() if k.expert_settings is None]
         raise ConfigError(f"method = {method!r}: policy search through a model takes one of {imagined}")
     given = {"imagined_rollouts": imagined_rollouts, "imagined_horizon": imagined_horizon, "updates_per_round": updates_per_iteration}
     settings = kind.Config().replace(**{name: value for name, value in given.items() if value is not None})

@@ -89,7 +89,7 @@ class PolicyTrainerNode(Node):
         policy = PolicyConfig(relative_goal=goal_inputs(task, self.arm.obs_dim)).replace(
             **self.method.policy_settings(self.method_params[self.method.Config]))
         self.policy_params = ParameterBinding(self, (policy, POLICY_FIELDS), read_only=POLICY_FIELDS, prefix="policy")
-        if self.method.uses_expert:  # the planner's settings, through the current model
+        if self.method.expert_settings is not None:  # the planner's settings, through the current model
             planner = tuple(name for name in MPCConfig.field_names() if name not in ("seed", "threads"))  # the trainer's serve
             self.mpc_params = ParameterBinding(self, (MPCConfig(**self.method.expert_settings), planner), read_only=("optimizer",))
             self.optimizer_params = ParameterBinding(self, OPTIMIZERS[self.mpc_params[MPCConfig].optimizer].Config(), prefix="optimizer")
@@ -177,7 +177,7 @@ class PolicyTrainerNode(Node):
         try:
             with self.lock:
                 episodes = self.dataset
-                if self.method.uses_expert:  # what it labels lives on in the labels
+                if self.method.expert_settings is not None:  # what it labels lives on in the labels
                     self.dataset = TransitionDataset(self.arm.obs_dim, self.arm.n)
                 if len(episodes):  # imagined rollouts start from them, with the actions in flight there
                     states, past = episodes.obs.copy(), episodes.action_history(model.history)
@@ -186,7 +186,7 @@ class PolicyTrainerNode(Node):
             with cancellable(self.stop_training):
                 metric = self.method.round(self.trainer, model, self.method_params[self.method.Config],
                                            RoundData(states, episodes, self.labels, self._expert, ArmReach.achieved_goal, past))
-            if self.method.uses_expert and len(episodes):
+            if self.method.expert_settings is not None and len(episodes):
                 self.episodes_seen.update(episodes.episodes.tolist())
                 self.labels.save(self.labels_path)
             save_policy(self.trainer.result(), self.policy_path)
