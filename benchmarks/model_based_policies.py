@@ -201,7 +201,7 @@ def show(name: str, row: dict) -> None:
 
 def table(summary: dict[str, dict], reference: str | None) -> None:
     mpc = summary[reference]["seconds_per_action"] if reference in summary else None
-    print(f"\n{'method':26s} {'success':>8s} {'worst':>6s} {'return':>7s} {'to 90 %':>12s} {'env steps':>9s} "
+    print(f"\n{'method':28s} {'success':>8s} {'worst':>6s} {'return':>7s} {'to 90 %':>12s} {'env steps':>9s} "
           f"{'minutes':>8s} {'per action':>11s} {'p95':>9s} {'vs MPC':>7s}")
     for name, row in summary.items():
         to90 = ("" if row["reached_90"] is None else f"- (0/{row['seeds']})" if row["steps_to_90"] is None
@@ -209,7 +209,7 @@ def table(summary: dict[str, dict], reference: str | None) -> None:
         minutes = f"{row['minutes']:8.1f}" if "minutes" in row else f"{'':8s}"
         ratio = f"{mpc / row['seconds_per_action']:6.0f}x" if mpc else ""
         steps = f"{row['env_steps']:9d}" if row["env_steps"] else f"{'':9s}"
-        print(f"{name:26s} {row['success_rate']:8.0%} {row['success_min']:6.0%} {row['mean_return']:7.2f} {to90:>12s} "
+        print(f"{name:28s} {row['success_rate']:8.0%} {row['success_min']:6.0%} {row['mean_return']:7.2f} {to90:>12s} "
               f"{steps} {minutes} {row['seconds_per_action'] * 1e3:8.2f} ms {row['p95_seconds'] * 1e3:6.1f} ms {ratio}")
 
 
