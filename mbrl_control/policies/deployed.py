@@ -7,7 +7,8 @@ float32 arrays, replayed with a dozen numpy calls. It computes the same action a
 of dispatch and the policy's forward pass is a dozen of them: a 256×2 MLP takes 300–700 µs
 per action through torch and 80–250 µs as numpy (``benchmarks/model_based_policies.py``),
 against 35–45 ms for MPC. Training stays in torch; a snapshot is taken when a policy is
-loaded to drive an arm, and does not follow later updates of the policy.
+loaded to drive an arm, or set to propose plans to the MPC planner (:meth:`on_tensor`, once
+per model step of every tick), and does not follow later updates of the policy.
 """
 
 from __future__ import annotations
